@@ -1,0 +1,5 @@
+import sys
+
+from videostyle.cli import main
+
+sys.exit(main())

@@ -1,0 +1,115 @@
+"""python -m videostyle preprocess|score|stitch|publish|run: the one entry point of every step."""
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from videostyle.defaults import BUILTIN_MODEL, DEFAULT_CRF, DEFAULT_RANKS, DEFAULT_STYLE
+from videostyle.errors import VideostyleError
+from videostyle.settings import Settings
+from videostyle.storage import Stores
+
+log = logging.getLogger("videostyle")
+
+
+def _job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default=BUILTIN_MODEL,
+        help=f"{BUILTIN_MODEL} (built in) or a TransformerNet .pth: path or URL",
+    )
+    parser.add_argument(
+        "--style",
+        help=f"name, index or blend like 3:0.5,19:0.5 "
+        f"(built-in model only; default {DEFAULT_STYLE})",
+    )
+    parser.add_argument("--strength", type=float, default=1.0, help="0 keeps the input, 1 full")
+    parser.add_argument(
+        "--crf", type=int, default=DEFAULT_CRF, help="H.264 quality, lower is better"
+    )
+    parser.add_argument("--ranks", type=int, default=DEFAULT_RANKS, help="MPI ranks for scoring")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="videostyle", description=__doc__)
+    steps = parser.add_subparsers(dest="step", required=True)
+    pre = steps.add_parser("preprocess", help="validate a video blob and plan its job")
+    pre.add_argument("video", help="blob name in the inputs container")
+    pre.add_argument("--job", required=True)
+    _job_options(pre)
+    for step, text in (
+        ("score", "style this rank's units (run under mpirun)"),
+        ("stitch", "join the units with the source's timing and audio"),
+        ("publish", "put the video and its report in the outputs container"),
+    ):
+        steps.add_parser(step, help=text).add_argument("--job", required=True)
+    run = steps.add_parser("run", help="all steps on a local file")
+    run.add_argument("input", type=Path)
+    run.add_argument("output", type=Path)
+    _job_options(run)
+    return parser
+
+
+def _style(args: argparse.Namespace) -> str | None:
+    return args.style or (DEFAULT_STYLE if args.model == BUILTIN_MODEL else None)
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
+    if args.step == "run":
+        from videostyle.pipeline import run_local
+
+        report = run_local(
+            args.input,
+            args.output,
+            model=args.model,
+            style=_style(args),
+            strength=args.strength,
+            crf=args.crf,
+            ranks=args.ranks,
+            settings=settings,
+        )
+        print(json.dumps(report))
+        return
+    stores = Stores(settings)
+    if args.step == "preprocess":
+        from videostyle.steps.preprocess import preprocess
+
+        preprocess(
+            stores,
+            settings,
+            video=args.video,
+            job_id=args.job,
+            model=args.model,
+            style=_style(args),
+            strength=args.strength,
+            crf=args.crf,
+            ranks=args.ranks,
+        )
+    elif args.step == "score":
+        from mpi4py import MPI
+
+        from videostyle.steps.score import score
+
+        world = MPI.COMM_WORLD
+        local = world.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
+        score(stores, settings, job_id=args.job, comm=world, local_ranks=local)
+    elif args.step == "stitch":
+        from videostyle.steps.stitch import stitch
+
+        stitch(stores, settings, job_id=args.job)
+    else:
+        from videostyle.steps.publish import publish
+
+        print(json.dumps(publish(stores, settings, job_id=args.job)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        _dispatch(args, Settings())
+    except VideostyleError as exc:
+        log.error("%s failed: %s", args.step, exc)
+        return exc.exit_code
+    return 0

@@ -1,0 +1,132 @@
+"""Batches of uint8 RGB frames in, styled uint8 RGB frames out, on any device."""
+
+import math
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+
+from videostyle.defaults import BUILTIN_MODEL
+from videostyle.errors import BadInputError
+from videostyle.models.styles import parse_style
+from videostyle.models.weights import load_multistyle26, load_transformer_net
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+# Both networks downsample by 4 and reflection-pad by up to 4 at full size.
+MULTIPLE = 4
+MIN_SIDE = 8
+
+
+class Stylizer:
+    """Styles uint8 RGB frames [N, H, W, 3] (CPU, any H and W) into uint8 frames the same shape.
+
+    ``net`` maps a float NCHW batch with pixels in [0, ``pixel_max``] to the same range.
+    """
+
+    def __init__(
+        self,
+        net: Callable[[Tensor], Tensor],
+        *,
+        pixel_max: float,
+        model_name: str,
+        style_key: str,
+        strength: float,
+        device: torch.device,
+        autocast_dtype: torch.dtype | None,
+    ) -> None:
+        self.model_name = model_name
+        self.style_key = style_key
+        self._net = net
+        self._scale = pixel_max / 255.0
+        self._strength = strength
+        self._device = device
+        self._autocast_dtype = autocast_dtype
+
+    @torch.inference_mode()
+    def __call__(self, frames: Tensor) -> Tensor:
+        if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"expected uint8 frames [N,H,W,3], got {frames.dtype} {frames.shape}")
+        height, width = frames.shape[1:3]
+        if min(height, width) < MIN_SIDE:
+            raise BadInputError(f"frames of {width}x{height} are too small: {MIN_SIDE}px minimum")
+        if self._device.type == "cuda":
+            frames = frames.pin_memory()
+        # NHWC memory seen as NCHW is already channels_last: the permute copies nothing.
+        x = frames.to(self._device, non_blocking=True).permute(0, 3, 1, 2).float()
+        x = x.contiguous(memory_format=torch.channels_last)
+        padded = F.pad(x, (0, -width % MULTIPLE, 0, -height % MULTIPLE), mode="reflect")
+        with torch.autocast(
+            self._device.type,
+            dtype=self._autocast_dtype or torch.float32,
+            enabled=self._autocast_dtype is not None,
+        ):
+            styled = self._net(padded * self._scale)
+        styled = styled[:, :, :height, :width].float() / self._scale
+        out = self._strength * styled + (1 - self._strength) * x
+        return out.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu()
+
+
+def load_stylizer(
+    model: str,
+    style: str | None,
+    strength: float,
+    device: torch.device,
+    precision: str = "fp32",
+) -> Stylizer:
+    """A Stylizer for the built-in "multistyle26" (style required) or a TransformerNet .pth
+    path (style must be empty: the checkpoint has its own)."""
+    if not (math.isfinite(strength) and 0 <= strength <= 1):
+        raise BadInputError(f"strength must be between 0 and 1, got {strength}")
+    if precision not in PRECISIONS:
+        raise BadInputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp16" and device.type != "cuda":
+        raise BadInputError(f"fp16 needs a CUDA device, not {device}; use bf16 or fp32")
+    net, pixel_max, model_name, style_key = _load_net(model, style, device)
+    return Stylizer(
+        net,
+        pixel_max=pixel_max,
+        model_name=model_name,
+        style_key=style_key,
+        strength=strength,
+        device=device,
+        autocast_dtype=PRECISIONS[precision],
+    )
+
+
+def _load_net(
+    model: str, style: str | None, device: torch.device
+) -> tuple[Callable[[Tensor], Tensor], float, str, str]:
+    """The network as a pixels -> pixels callable, its pixel range, model name and style key."""
+    if model == BUILTIN_MODEL:
+        if not style:
+            raise BadInputError(f"{BUILTIN_MODEL} needs a style, e.g. 'starry-night' or '7'")
+        spec = parse_style(style)
+        multistyle = _on_device(load_multistyle26(), device)
+        # Built once: the style never changes for the life of a Stylizer.
+        weights = torch.tensor(spec.weights, dtype=torch.float32, device=device)
+        return partial(multistyle, style_weights=weights), 1.0, BUILTIN_MODEL, spec.key
+    path = Path(model)
+    if style:
+        raise BadInputError(
+            f"style {style!r} given with checkpoint {path}: a .pth model has its own single style"
+        )
+    if not path.is_file():
+        raise BadInputError(
+            f"model must be {BUILTIN_MODEL!r} or a TransformerNet .pth file: {model}"
+        )
+    net = _on_device(load_transformer_net(path), device)
+    return net, 255.0, path.stem, path.stem
+
+
+def _on_device(net: ModuleT, device: torch.device) -> ModuleT:
+    return net.eval().to(device).to(memory_format=torch.channels_last)

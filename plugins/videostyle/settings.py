@@ -1,0 +1,37 @@
+"""The one typed settings object: every knob of the library, read from VIDEOSTYLE_* variables."""
+
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIDEOSTYLE_", frozen=True)
+
+    # Azure Blob Storage credentials: an account-key or SAS connection string (Azurite's works too).
+    connection_string: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "VIDEOSTYLE_CONNECTION_STRING", "AZURE_STORAGE_CONNECTION_STRING"
+        ),
+    )
+    # Where each kind of blob lives: fsspec URLs, az://container[/prefix] or a local folder.
+    inputs_url: str = "az://videos-in"
+    work_url: str = "az://videos-work"
+    outputs_url: str = "az://videos-out"
+    scratch_dir: Path = Path(tempfile.gettempdir()) / "videostyle"
+
+    max_unit_frames: int = Field(default=48, ge=1)
+    batch_size: int = Field(default=4, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    ffmpeg_timeout_s: float = Field(default=3600.0, gt=0)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

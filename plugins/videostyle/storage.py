@@ -1,0 +1,96 @@
+"""Named blobs in a container (Azure, through adlfs) or a local folder, through one fsspec API."""
+
+import posixpath
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from videostyle.errors import BadInputError
+from videostyle.settings import Settings
+
+
+def _check_name(name: str) -> str:
+    """A blob name is data, never a path choice: no absolute names, no `..`, no empty parts."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise BadInputError(f"unsafe blob name {name!r}")
+    return name
+
+
+class BlobStore:
+    """A container (or a prefix in it) whose blobs are addressed by relative names."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        options: dict[str, Any] = {}
+        if url.startswith(("az://", "abfs://")):
+            secret = settings.connection_string
+            if secret is None:
+                raise BadInputError(f"{url} needs AZURE_STORAGE_CONNECTION_STRING")
+            # Listing caches would make `exists` stale between ranks and retries.
+            options = {
+                "connection_string": secret.get_secret_value(),
+                "use_listings_cache": False,
+                "skip_instance_cache": True,
+            }
+        self.url = url.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
+        self._local = isinstance(self.fs, LocalFileSystem)
+        if self._local:
+            self.fs.makedirs(self.root, exist_ok=True)
+
+    def _path(self, name: str) -> str:
+        return posixpath.join(self.root, _check_name(name))
+
+    def uri(self, name: str) -> str:
+        return f"{self.url}/{_check_name(name)}"
+
+    def exists(self, name: str) -> bool:
+        return bool(self.fs.exists(self._path(name)))
+
+    def version(self, name: str) -> str:
+        """What changes whenever the blob is rewritten: its ETag (a local file's mtime)."""
+        info = self.fs.info(self._path(name))
+        return str(info.get("etag") or info["mtime"])
+
+    def list(self, prefix: str = "") -> list[str]:
+        base = self.root.rstrip("/") + "/"
+        found = self.fs.find(posixpath.join(self.root, prefix) if prefix else self.root)
+        return sorted(p[len(base) :] for p in found if p.startswith(base))
+
+    def download(self, name: str, local: Path) -> Path:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        self.fs.get_file(self._path(name), str(local))
+        return local
+
+    def upload(self, local: Path, name: str) -> None:
+        """Publish a file under `name` all at once: readers see the whole blob or none of it."""
+        self._commit(name, lambda path: self.fs.put_file(str(local), path))
+
+    def read_bytes(self, name: str) -> bytes:
+        return bytes(self.fs.cat_file(self._path(name)))
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        self._commit(name, lambda path: self.fs.pipe_file(path, data))
+
+    def _commit(self, name: str, write: Callable[[str], object]) -> None:
+        path = self._path(name)
+        if not self._local:
+            write(path)  # one blob upload commits atomically
+            return
+        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        partial = f"{path}.partial-{uuid.uuid4().hex}"
+        write(partial)
+        self.fs.mv(partial, path)
+
+
+class Stores:
+    """The three places a job touches: where videos arrive, where work lives, where results go."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.inputs = BlobStore(settings.inputs_url, settings)
+        self.work = BlobStore(settings.work_url, settings)
+        self.outputs = BlobStore(settings.outputs_url, settings)

@@ -1,0 +1,198 @@
+"""`make demo`: Azurite up, a video in, the Airflow DAG run by `airflow dags test`, a result out.
+
+Everything runs on this machine: Azurite stands in for Azure Blob Storage, the DAG runs with the
+local launcher (subprocesses, mpirun for scoring).
+"""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from azure.storage.blob import BlobServiceClient
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugins"))
+
+from videostyle.media.ffmpeg import probe  # noqa: E402 (needs the path above)
+from videostyle.settings import Settings  # noqa: E402
+from videostyle.storage import Stores  # noqa: E402
+
+DEMO = ROOT / ".demo"
+BIN = Path(sys.executable).parent
+# Azurite's published development account; it guards nothing.
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_azurite(port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            str(ROOT / "node_modules/.bin/azurite-blob"),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            str(DEMO / "azurite"),
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableTelemetry",
+            "--silent",
+        ]
+    )
+    for _ in range(150):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("Azurite did not start")
+
+
+def make_sample(path: Path) -> Path:
+    """Six seconds of a moving test pattern at 640x360, 24000/1001 fps, with a tone."""
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=24000/1001:duration=6",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:duration=6:sample_rate=48000",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+    )
+    return path
+
+
+def preview(source: Path, styled: Path, png: Path, at_s: float) -> None:
+    """Input frame | stylized frame, side by side."""
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-ss",
+            f"{at_s:.3f}",
+            "-i",
+            str(source),
+            "-ss",
+            f"{at_s:.3f}",
+            "-i",
+            str(styled),
+            "-filter_complex",
+            "[0:v][1:v]hstack=inputs=2",
+            "-frames:v",
+            "1",
+            str(png),
+        ],
+        check=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--video", type=Path, help="your own video (default: a generated clip)")
+    parser.add_argument("--style", default="starry-night")
+    parser.add_argument("--ranks", type=int, default=2)
+    args = parser.parse_args()
+    DEMO.mkdir(exist_ok=True)
+    source = (args.video or make_sample(DEMO / "sample.mp4")).resolve()
+    if not source.is_file():
+        raise SystemExit(f"{source} is not a file")
+
+    port = free_port()
+    connection = (
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    )
+    env = dict(
+        os.environ,
+        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        AIRFLOW_HOME=str(DEMO / "airflow"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW_CONN_VIDEOSTYLE_BLOB=json.dumps(
+            {"conn_type": "wasb", "extra": {"connection_string": connection}}
+        ),
+        VIDEOSTYLE_SCRATCH_DIR=str(DEMO / "scratch"),
+    )
+    azurite = start_azurite(port)
+    try:
+        settings = Settings(connection_string=connection)
+        service = BlobServiceClient.from_connection_string(connection)
+        for url in (settings.inputs_url, settings.work_url, settings.outputs_url):
+            if not service.get_container_client(url.removeprefix("az://")).exists():
+                service.create_container(url.removeprefix("az://"))
+        stores = Stores(settings)
+        stores.inputs.upload(source, source.name)
+        print(f"uploaded {source.name} to {stores.inputs.uri(source.name)}")
+
+        subprocess.run(
+            [str(BIN / "airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
+        )
+        conf = {"video": source.name, "style": args.style, "ranks": args.ranks}
+        started = time.monotonic()
+        subprocess.run(
+            [str(BIN / "airflow"), "dags", "test", "videostyle_process", "-c", json.dumps(conf)],
+            env=env,
+            check=True,
+        )
+        took = time.monotonic() - started
+
+        reports = [n for n in stores.outputs.list(source.stem) if n.endswith(".json")]
+        report = json.loads(
+            stores.outputs.read_bytes(
+                max(reports, key=lambda n: json.loads(stores.outputs.read_bytes(n))["published_at"])
+            )
+        )
+        styled = stores.outputs.download(report["output"], DEMO / "output" / report["output"])
+        png = styled.with_suffix(".png")
+        preview(source, styled, png, at_s=report["duration_s"] / 2)
+    finally:
+        azurite.terminate()
+        azurite.wait()
+    print(f"\nstylized video: {styled}\n  (blob {stores.outputs.uri(report['output'])})")
+    print(f"preview (input | stylized): {png}")
+    frames_in, frames_out = (probe(p, timeout=60).frame_count for p in (source, styled))
+    print(
+        f"frames: {frames_in} in, {frames_out} out at {report['fps']} fps; "
+        f"style {report['style']}; {took:.0f} s through Airflow"
+    )
+    for step, timing in report["timings"].items():
+        print(f"  {step:<10} {timing['seconds']:7.1f} s")
+
+
+if __name__ == "__main__":
+    main()
