@@ -45,7 +45,7 @@ format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 
 typecheck: $(BIN)/.installed
-	$(BIN)/mypy plugins
+	$(BIN)/mypy plugins dags
 
 demo: deps
 	$(BIN)/python scripts/demo.py --style "$(STYLE)" --ranks "$(RANKS)" $(if $(VIDEO),--video "$(VIDEO)")

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from videostyle.defaults import BUILTIN_MODEL, DEFAULT_CRF, DEFAULT_RANKS, DEFAULT_STYLE
-from videostyle.errors import VideostyleError
+from videostyle.errors import BadInputError, VideostyleError
 from videostyle.settings import Settings
 from videostyle.storage import Stores
 
@@ -105,8 +105,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse's usage error: the same command line fails every time
+        return BadInputError.exit_code if exc.code == 2 else int(exc.code or 0)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # else every HTTP request's headers
     try:
         _dispatch(args, Settings())
     except VideostyleError as exc:

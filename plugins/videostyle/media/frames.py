@@ -58,7 +58,7 @@ def read_frames(
             done = 0
             while done < count:
                 frames = np.empty((min(batch, count - done), height, width, 3), np.uint8)
-                got = _read_into(proc.stdout, memoryview(frames).cast("B")) // frame_bytes
+                got = _read_into(proc.stdout, frames.data.cast("B")) // frame_bytes
                 if got:
                     yield frames[:got]
                     done += got

@@ -1,0 +1,41 @@
+"""Names the DAGs share: their ids, the storage connection, where videos arrive and claims go."""
+
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+from videostyle.settings import Settings
+
+PROCESS_DAG_ID = "videostyle_process"
+WATCH_DAG_ID = "videostyle_watch"
+OWNER = "videostyle"
+# A wasb connection whose extra `connection_string` is what every step gets as
+# AZURE_STORAGE_CONNECTION_STRING, and what the sensor and the claims use.
+BLOB_CONN_ID = "videostyle_blob"
+# Airflow Variable (or env AIRFLOW_VAR_VIDEOSTYLE_LAUNCHER) choosing where steps run.
+LAUNCHER_VARIABLE = "VIDEOSTYLE_LAUNCHER"
+
+
+class BlobLocation(NamedTuple):
+    """A container and the prefix (empty, or ending in "/") its blob names start with."""
+
+    container: str
+    prefix: str
+
+
+def blob_location(url: str) -> BlobLocation:
+    """Split the library's az://container[/prefix] URL; Airflow's hooks need Azure, not folders."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("az", "abfs") or not parts.netloc:
+        raise ValueError(f"{url!r} is not az://container[/prefix]: the Airflow side needs Azure")
+    prefix = parts.path.strip("/")
+    return BlobLocation(parts.netloc, f"{prefix}/" if prefix else "")
+
+
+# The library's own settings name the containers, so the DAGs and the CLI they launch
+# (which inherits this environment) always agree on them.
+def inputs_location() -> BlobLocation:
+    return blob_location(Settings().inputs_url)
+
+
+def work_location() -> BlobLocation:
+    return blob_location(Settings().work_url)

@@ -1,0 +1,62 @@
+"""One seam, many launchers: a step is defined once; configuration picks where it runs.
+
+The DAGs call `step_task` only. A new launcher (Kubernetes, say) is one more entry in
+LAUNCHERS building its operator from the same step definition.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Variable
+
+from videostyle_airflow.config import LAUNCHER_VARIABLE
+from videostyle_airflow.local_step import LocalStepOperator
+
+STEPS = ("preprocess", "score", "stitch", "publish")
+# The CLI contract: publish's last stdout line is JSON naming the blobs it wrote.
+RESULT_STEP = "publish"
+DEFAULT_LAUNCHER = "local"
+
+StepOperatorFactory = Callable[..., BaseOperator]
+
+
+def _local(
+    step: str, *, task_id: str, args: Sequence[str], ranks: int | str, **kwargs: Any
+) -> BaseOperator:
+    return LocalStepOperator(
+        task_id=task_id,
+        step=step,
+        args=args,
+        ranks=ranks,
+        returns_result_line=step == RESULT_STEP,
+        **kwargs,
+    )
+
+
+LAUNCHERS: dict[str, StepOperatorFactory] = {"local": _local}
+
+
+def configured_launcher() -> str:
+    """The Airflow Variable VIDEOSTYLE_LAUNCHER (env AIRFLOW_VAR_VIDEOSTYLE_LAUNCHER), or local."""
+    return str(Variable.get(LAUNCHER_VARIABLE, default=DEFAULT_LAUNCHER))
+
+
+def step_task(
+    step: str,
+    *,
+    task_id: str,
+    args: Sequence[str],
+    ranks: int | str = 1,
+    **operator_kwargs: Any,
+) -> BaseOperator:
+    """The operator running CLI step `step` with `args` on `ranks` processes (both templated)."""
+    if step not in STEPS:
+        raise ValueError(f"unknown step {step!r}; the CLI's steps are {', '.join(STEPS)}")
+    launcher = configured_launcher()
+    try:
+        make = LAUNCHERS[launcher]
+    except KeyError:
+        raise ValueError(
+            f"{LAUNCHER_VARIABLE}={launcher!r} names no launcher; known: {', '.join(LAUNCHERS)}"
+        ) from None
+    return make(step, task_id=task_id, args=args, ranks=ranks, **operator_kwargs)

@@ -1,0 +1,79 @@
+"""Claims against Azurite: each input video is claimed once, whoever asks and however often."""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+from videostyle_airflow.claims import claim_marker_name, claim_new_videos
+from videostyle_airflow.config import BLOB_CONN_ID, BlobLocation, inputs_location, work_location
+
+
+@pytest.fixture
+def hook(blob_connection: str) -> WasbHook:
+    return WasbHook(wasb_conn_id=BLOB_CONN_ID)
+
+
+def upload_videos(hook: WasbHook, inputs: BlobLocation, *names: str) -> None:
+    for name in names:
+        hook.upload(inputs.container, inputs.prefix + name, b"not really a video")
+
+
+def test_two_new_videos_are_claimed_once(hook: WasbHook) -> None:
+    inputs, work = inputs_location(), work_location()
+    upload_videos(hook, inputs, "a.mp4", "sub dir/b.mp4")
+
+    first = claim_new_videos(hook, inputs, work, claimant="watch/run-1")
+    second = claim_new_videos(hook, inputs, work, claimant="watch/run-2")
+
+    assert sorted(first) == ["a.mp4", "sub dir/b.mp4"]
+    assert second == []
+    marker = json.loads(hook.download(work.container, claim_marker_name(work, "a.mp4")).readall())
+    assert marker["video"] == "a.mp4"
+    assert marker["claimant"] == "watch/run-1"
+    etag = hook.blob_service_client.get_blob_client(inputs.container, "a.mp4").get_blob_properties()
+    assert marker["etag"] == etag.etag.strip('"')
+
+
+def test_only_the_new_video_is_claimed_later(hook: WasbHook) -> None:
+    inputs, work = inputs_location(), work_location()
+    upload_videos(hook, inputs, "old.mp4")
+    assert claim_new_videos(hook, inputs, work, claimant="watch/run-1") == ["old.mp4"]
+
+    upload_videos(hook, inputs, "new.mp4")
+    assert claim_new_videos(hook, inputs, work, claimant="watch/run-2") == ["new.mp4"]
+
+
+def test_a_retried_claim_keeps_its_videos(hook: WasbHook) -> None:
+    # A claim task that wrote its markers and then died must find them again on retry,
+    # or its videos would never be processed.
+    inputs, work = inputs_location(), work_location()
+    upload_videos(hook, inputs, "a.mp4")
+    assert claim_new_videos(hook, inputs, work, claimant="watch/run-1") == ["a.mp4"]
+    assert claim_new_videos(hook, inputs, work, claimant="watch/run-1") == ["a.mp4"]
+    assert claim_new_videos(hook, inputs, work, claimant="watch/run-2") == []
+
+
+def test_prefixes_scope_inputs_and_claims(hook: WasbHook, blob_connection: str) -> None:
+    inputs = BlobLocation(f"{blob_connection}-in", "incoming/")
+    work = BlobLocation(f"{blob_connection}-work", "airflow/")
+    upload_videos(hook, inputs, "a.mp4")
+    hook.upload(inputs.container, "elsewhere/b.mp4", b"outside the inputs prefix")
+
+    assert claim_new_videos(hook, inputs, work, claimant="watch/run-1") == ["a.mp4"]
+    assert hook.check_for_blob(work.container, "airflow/claims/a.mp4")
+
+
+def test_racing_claimants_claim_a_video_once(hook: WasbHook) -> None:
+    inputs, work = inputs_location(), work_location()
+    upload_videos(hook, inputs, "a.mp4")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        claims = list(
+            pool.map(
+                lambda n: claim_new_videos(hook, inputs, work, claimant=f"watch/run-{n}"), range(8)
+            )
+        )
+
+    assert sorted(claims) == [[]] * 7 + [["a.mp4"]]

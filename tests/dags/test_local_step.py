@@ -1,0 +1,145 @@
+"""The local launcher runs a step's command line as a child and maps its outcome for Airflow."""
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from videostyle_airflow import local_step
+from videostyle_airflow.launchers import step_task
+from videostyle_airflow.local_step import LocalStepOperator
+
+CONNECTION_STRING = "DefaultEndpointsProtocol=https;AccountName=fake;AccountKey=c2VjcmV0;"
+
+
+@pytest.fixture(autouse=True)
+def blob_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_VIDEOSTYLE_BLOB",
+        f'{{"conn_type": "wasb", "extra": {{"connection_string": "{CONNECTION_STRING}"}}}}',
+    )
+
+
+@pytest.fixture
+def child_code(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every step run the Python code appended to the returned list instead of the CLI."""
+    code: list[str] = []
+
+    def fake_step_argv(step: str, args: list[str], *, ranks: int = 1) -> list[str]:
+        return [sys.executable, "-c", code[0], step, *args]
+
+    monkeypatch.setattr(local_step, "step_argv", fake_step_argv)
+    return code
+
+
+def run_step(step: str, **kwargs: Any) -> Any:
+    op = LocalStepOperator(task_id=step, step=step, args=["--job", "j1"], **kwargs)
+    return op.execute(context={})  # type: ignore[arg-type]
+
+
+def test_result_line_is_returned_and_the_child_gets_the_connection(child_code: list[str]) -> None:
+    child_code.append(
+        "import json, os, sys\n"
+        f"assert os.environ['AZURE_STORAGE_CONNECTION_STRING'] == {CONNECTION_STRING!r}\n"
+        "assert sys.argv[1:] == ['publish', '--job', 'j1']\n"
+        "print('progress', flush=True)\n"
+        "print(json.dumps({'output': 'j1.mp4', 'report': 'j1.json'}), flush=True)\n"
+        "print('a late log line', file=sys.stderr)\n"
+    )
+    result = run_step("publish", returns_result_line=True)
+    assert result == {"output": "j1.mp4", "report": "j1.json"}
+
+
+def test_steps_without_a_result_return_nothing(child_code: list[str]) -> None:
+    child_code.append('print(\'{"not": "a result"}\')')
+    assert run_step("stitch") is None
+
+
+def test_bad_input_fails_without_retry(child_code: list[str]) -> None:
+    child_code.append("raise SystemExit(3)")
+    with pytest.raises(AirflowFailException, match="unusable"):
+        run_step("preprocess")
+
+
+def test_other_failures_are_retryable(child_code: list[str]) -> None:
+    child_code.append("raise SystemExit(1)")
+    with pytest.raises(AirflowException, match="exit code 1") as failure:
+        run_step("score")
+    assert not isinstance(failure.value, AirflowFailException)
+
+
+def test_a_connection_without_connection_string_fails(
+    child_code: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_VIDEOSTYLE_BLOB", '{"conn_type": "wasb", "extra": {}}')
+    child_code.append("pass")
+    with pytest.raises(AirflowFailException, match="connection_string"):
+        run_step("stitch")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_on_kill_stops_the_whole_process_group(child_code: list[str], tmp_path: Path) -> None:
+    # The child stands in for mpirun: killing it alone would leave its ranks running.
+    pid_file = tmp_path / "rank.pid"
+    child_code.append(
+        "import subprocess, sys, time\n"
+        "rank = subprocess.Popen(['sleep', '60'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(rank.pid))\n"
+        "time.sleep(60)\n"
+    )
+    op = LocalStepOperator(task_id="score", step="score", args=["--job", "j1"])
+    outcome: list[BaseException] = []
+
+    def execute() -> None:
+        try:
+            op.execute(context={})  # type: ignore[arg-type]
+        except AirflowException as exc:
+            outcome.append(exc)
+
+    runner = threading.Thread(target=execute)
+    runner.start()
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.05)
+    rank_pid = int(pid_file.read_text())
+
+    op.on_kill()
+    runner.join(timeout=20)
+
+    assert not runner.is_alive()
+    assert outcome, "a killed step must not succeed"
+    deadline = time.monotonic() + 5
+    while _alive(rank_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(rank_pid)
+
+
+def test_step_task_builds_the_configured_launcher() -> None:
+    op = step_task("score", task_id="score", args=["--job", "j"], ranks="{{ params.ranks }}")
+    assert isinstance(op, LocalStepOperator)
+    assert op.ranks == "{{ params.ranks }}"
+    assert set(op.template_fields) == {"args", "ranks"}
+    assert step_task("publish", task_id="publish", args=[]).returns_result_line  # type: ignore[attr-defined]
+
+
+def test_an_unknown_launcher_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_VIDEOSTYLE_LAUNCHER", "slurm")
+    with pytest.raises(ValueError, match="VIDEOSTYLE_LAUNCHER='slurm' names no launcher"):
+        step_task("score", task_id="score", args=[])
+
+
+def test_an_unknown_step_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown step 'train'"):
+        step_task("train", task_id="train", args=[])
