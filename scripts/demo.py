@@ -150,7 +150,8 @@ def main() -> None:
     )
     azurite = start_azurite(port)
     try:
-        settings = Settings(connection_string=connection)
+        os.environ["AZURE_STORAGE_CONNECTION_STRING"] = connection  # for this script's uploads
+        settings = Settings()
         service = BlobServiceClient.from_connection_string(connection)
         for url in (settings.inputs_url, settings.work_url, settings.outputs_url):
             if not service.get_container_client(url.removeprefix("az://")).exists():
