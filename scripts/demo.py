@@ -165,12 +165,27 @@ def main() -> None:
         )
         conf = {"video": source.name, "style": args.style, "ranks": args.ranks}
         started = time.monotonic()
-        subprocess.run(
-            [str(BIN / "airflow"), "dags", "test", "videostyle_process", "-c", json.dumps(conf)],
-            env=env,
-            check=True,
-        )
+        log = DEMO / "airflow-dags-test.log"
+        print(f"running videostyle_process by airflow dags test (log: {log}) ...", flush=True)
+        with log.open("w") as out:
+            ran = subprocess.run(
+                [
+                    str(BIN / "airflow"),
+                    "dags",
+                    "test",
+                    "videostyle_process",
+                    "-c",
+                    json.dumps(conf),
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
         took = time.monotonic() - started
+        if ran.returncode != 0:
+            print("".join(log.read_text().splitlines(keepends=True)[-40:]))
+            raise SystemExit(f"the DAG run failed: see {log}")
 
         reports = [n for n in stores.outputs.list(source.stem) if n.endswith(".json")]
         report = json.loads(
