@@ -41,6 +41,7 @@ class Plan:
     start_s: float
     duration_s: float
     audio: bool
+    audio_copied: bool  # False: re-encoded, the output container could not carry it
     model: str
     style: str | None
     strength: float

@@ -1,7 +1,6 @@
 """The one typed settings object: every knob of the library, read from VIDEOSTYLE_* variables."""
 
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +18,11 @@ class Settings(BaseSettings):
             "VIDEOSTYLE_CONNECTION_STRING", "AZURE_STORAGE_CONNECTION_STRING"
         ),
     )
+    # A store's own credential, preferred to connection_string for that store: the Airflow
+    # launchers hand each step SAS connection strings scoped to what the step needs.
+    inputs_connection_string: SecretStr | None = None
+    work_connection_string: SecretStr | None = None
+    outputs_connection_string: SecretStr | None = None
     # Where each kind of blob lives: fsspec URLs, az://container[/prefix] or a local folder.
     inputs_url: str = "az://videos-in"
     work_url: str = "az://videos-work"
@@ -30,8 +34,7 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     ffmpeg_timeout_s: float = Field(default=3600.0, gt=0)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
+    # Inputs past these limits are refused before any work is spent on them.
+    max_input_bytes: int = Field(default=20 * 2**30, gt=0)
+    max_duration_s: float = Field(default=4 * 3600.0, gt=0)
+    max_pixels: int = Field(default=3840 * 2160, gt=0)

@@ -3,11 +3,13 @@
 import posixpath
 import uuid
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+from pydantic import SecretStr
 
 from videostyle.errors import BadInputError
 from videostyle.settings import Settings
@@ -24,12 +26,18 @@ def _check_name(name: str) -> str:
 class BlobStore:
     """A container (or a prefix in it) whose blobs are addressed by relative names."""
 
-    def __init__(self, url: str, settings: Settings) -> None:
+    def __init__(
+        self, url: str, settings: Settings, *, credential: SecretStr | None = None
+    ) -> None:
+        """`credential`, a connection string for this store, takes precedence over the settings'."""
         options: dict[str, Any] = {}
         if url.startswith(("az://", "abfs://")):
-            secret = settings.connection_string
+            secret = credential or settings.connection_string
             if secret is None:
-                raise BadInputError(f"{url} needs AZURE_STORAGE_CONNECTION_STRING")
+                raise BadInputError(
+                    f"{url} needs a connection string: its store's "
+                    "VIDEOSTYLE_<STORE>_CONNECTION_STRING or AZURE_STORAGE_CONNECTION_STRING"
+                )
             # Listing caches would make `exists` stale between ranks and retries.
             options = {
                 "connection_string": secret.get_secret_value(),
@@ -55,6 +63,9 @@ class BlobStore:
         """What changes whenever the blob is rewritten: its ETag (a local file's mtime)."""
         info = self.fs.info(self._path(name))
         return str(info.get("etag") or info["mtime"])
+
+    def size(self, name: str) -> int:
+        return int(self.fs.size(self._path(name)))
 
     def list(self, prefix: str = "") -> list[str]:
         base = self.root.rstrip("/") + "/"
@@ -88,9 +99,26 @@ class BlobStore:
 
 
 class Stores:
-    """The three places a job touches: where videos arrive, where work lives, where results go."""
+    """The three places a job touches: where videos arrive, where work lives, where results go.
+
+    Each opens on first use with its own credential (else the settings' connection string), so
+    a step holding credentials only for the stores it touches never needs the others'.
+    """
 
     def __init__(self, settings: Settings) -> None:
-        self.inputs = BlobStore(settings.inputs_url, settings)
-        self.work = BlobStore(settings.work_url, settings)
-        self.outputs = BlobStore(settings.outputs_url, settings)
+        self._settings = settings
+
+    @cached_property
+    def inputs(self) -> BlobStore:
+        s = self._settings
+        return BlobStore(s.inputs_url, s, credential=s.inputs_connection_string)
+
+    @cached_property
+    def work(self) -> BlobStore:
+        s = self._settings
+        return BlobStore(s.work_url, s, credential=s.work_connection_string)
+
+    @cached_property
+    def outputs(self) -> BlobStore:
+        s = self._settings
+        return BlobStore(s.outputs_url, s, credential=s.outputs_connection_string)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 from videostyle.errors import BadInputError, VideostyleError
 
@@ -45,69 +46,99 @@ class MediaInfo:
 
 
 def probe(path: Path, *, timeout: float) -> MediaInfo:
-    """Probe a video by demuxing it (no decode): stream facts and every frame's timestamp."""
+    """Stream facts and every frame's timestamp, after a full decode proves every frame readable.
+
+    Any failure here is the input's: ffmpeg reads a local copy, so nothing transient is left.
+    """
     try:
-        streams = json.loads(
-            run(
-                [
-                    "ffprobe",
-                    "-v",
-                    "error",
-                    "-show_streams",
-                    "-show_format",
-                    "-of",
-                    "json",
-                    str(path),
-                ],
-                timeout=timeout,
-            )
-        )
+        return _probe(path, timeout=timeout)
     except FFmpegError as exc:
-        raise BadInputError(f"{path.name} is not a readable media file: {exc}") from exc
+        raise BadInputError(f"{path.name} is not a readable video: {exc}") from exc
+
+
+def _probe(path: Path, *, timeout: float) -> MediaInfo:
+    listing = ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json"]
+    found = json.loads(run([*listing, str(path)], timeout=timeout))
+    streams = found.get("streams", [])
     video = [
         s
-        for s in streams.get("streams", [])
+        for s in streams
         if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")
     ]
     if not video:
         raise BadInputError(f"{path.name} has no video stream")
     stream = video[0]
     time_base = Fraction(stream["time_base"])
-    packets = run(
+    pts = _frame_pts(path, stream["index"], timeout=timeout)
+    if not pts:
+        raise BadInputError(f"{path.name} has a video stream with no frames")
+    indexed = int(stream.get("nb_frames", 0) or 0)
+    if indexed > len(pts):
+        raise BadInputError(
+            f"{path.name} is truncated: its index lists {indexed} frames, {len(pts)} are present"
+        )
+    decoded = _decodable_frames(path, stream["index"], timeout=timeout)
+    if decoded != len(pts):
+        raise BadInputError(
+            f"{path.name} is corrupt or truncated: {decoded} of its {len(pts)} frames decode"
+        )
+    steps = {b - a for a, b in pairwise(pts)}
+    if len(steps) == 1:
+        frame_rate = 1 / (next(iter(steps)) * time_base)
+    else:  # one frame, or variable timing: the container's own figure
+        frame_rate = Fraction(stream.get("avg_frame_rate", "0/1")) or Fraction(
+            stream.get("r_frame_rate", "25/1")
+        )
+    width, height = int(stream["width"]), int(stream["height"])
+    if _rotation(stream) % 180:  # decoders turn the frames upright: their size swaps
+        width, height = height, width
+    return MediaInfo(
+        width=width,
+        height=height,
+        frame_count=len(pts),
+        frame_times=tuple(float(p * time_base) for p in pts),
+        frame_rate=frame_rate,
+        constant_frame_rate=len(steps) <= 1,
+        audio_streams=sum(s.get("codec_type") == "audio" for s in streams),
+        duration_s=float(found.get("format", {}).get("duration", 0.0)),
+    )
+
+
+def _frame_pts(path: Path, index: int, *, timeout: float) -> list[int]:
+    """Every frame's presentation timestamp, in display order, by demuxing (no decode)."""
+    entries = ["-show_entries", "packet=pts", "-of", "csv=p=0"]
+    out = run(
+        ["ffprobe", "-v", "error", "-select_streams", str(index), *entries, str(path)],
+        timeout=timeout,
+    )
+    return sorted(int(v) for v in out.decode().split() if v.strip().lstrip("-").isdigit())
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    """Degrees the display matrix turns the picture (what phones record instead of rotating)."""
+    for side_data in stream.get("side_data_list", []):
+        if "rotation" in side_data:
+            return int(side_data["rotation"])
+    return int(stream.get("tags", {}).get("rotate", 0))
+
+
+def _decodable_frames(path: Path, index: int, *, timeout: float) -> int:
+    """Frames that actually decode: fewer than the packets means damage a probe cannot see."""
+    out = run(
         [
             "ffprobe",
             "-v",
             "error",
+            "-count_frames",
             "-select_streams",
-            str(stream["index"]),
+            str(index),
             "-show_entries",
-            "packet=pts",
+            "stream=nb_read_frames",
             "-of",
             "csv=p=0",
             str(path),
         ],
         timeout=timeout,
     )
-    pts = sorted(
-        int(line) for line in packets.decode().split() if line.strip().lstrip("-").isdigit()
-    )
-    if not pts:
-        raise BadInputError(f"{path.name} has a video stream with no frames")
-    steps = {b - a for a, b in pairwise(pts)}
-    constant = len(steps) <= 1
-    if len(steps) == 1:
-        frame_rate = 1 / (next(iter(steps)) * time_base)
-    else:
-        frame_rate = Fraction(stream.get("avg_frame_rate", "0/1"))
-        if frame_rate <= 0:
-            frame_rate = Fraction(stream.get("r_frame_rate", "25/1"))
-    return MediaInfo(
-        width=int(stream["width"]),
-        height=int(stream["height"]),
-        frame_count=len(pts),
-        frame_times=tuple(float(p * time_base) for p in pts),
-        frame_rate=frame_rate,
-        constant_frame_rate=constant,
-        audio_streams=sum(s.get("codec_type") == "audio" for s in streams["streams"]),
-        duration_s=float(streams.get("format", {}).get("duration", 0.0)),
-    )
+    count = out.decode().strip().rstrip(",")
+    return int(count) if count.isdigit() else 0  # N/A: nothing decoded

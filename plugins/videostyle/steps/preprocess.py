@@ -1,8 +1,10 @@
 """Preprocess: validate the input and the job, keep its audio, plan the units of frames."""
 
+import json
 import logging
 import re
 import shutil
+import time
 from pathlib import Path, PurePosixPath
 
 import ffmpeg
@@ -11,7 +13,7 @@ from videostyle.defaults import BUILTIN_MODEL
 from videostyle.errors import BadInputError
 from videostyle.media.ffmpeg import FFmpegError, MediaInfo, probe, run
 from videostyle.models.styles import parse_style
-from videostyle.plan import Plan, Unit, job_prefix, load_plan, plan_name
+from videostyle.plan import Plan, Unit, load_plan, plan_name
 from videostyle.settings import Settings
 from videostyle.split import units_for
 from videostyle.storage import Stores
@@ -72,7 +74,10 @@ def preprocess(
     crf: int,
     ranks: int,
 ) -> Plan:
-    """Snapshot the input into the job, extract its audio and write the plan (written last)."""
+    """Snapshot the input into the job, extract its audio and write the plan (written last).
+
+    An unusable input is quarantined: a report naming the problem goes to the work container.
+    """
     if stores.work.exists(plan_name(job_id)):
         log.info("job %s is already preprocessed", job_id)
         return load_plan(stores.work, job_id)
@@ -80,8 +85,11 @@ def preprocess(
     scratch = settings.scratch_dir / job_id / "preprocess"
     with timed() as took:
         try:
-            source = stores.inputs.download(video, scratch / f"source{_extension(video)}")
-            info = probe(source, timeout=settings.ffmpeg_timeout_s)
+            source, info = _inspect(stores, settings, video, scratch)
+            audio = scratch / "audio.m4a"
+            audio_copied = info.audio_streams > 0 and _extract_audio(
+                source, audio, timeout=settings.ffmpeg_timeout_s
+            )
             plan = Plan(
                 job_id=job_id,
                 video=video,
@@ -93,6 +101,7 @@ def preprocess(
                 start_s=info.start_s,
                 duration_s=info.duration_s,
                 audio=info.audio_streams > 0,
+                audio_copied=audio_copied,
                 model=model,
                 style=style,
                 strength=strength,
@@ -100,10 +109,11 @@ def preprocess(
                 units=plan_units(info, ranks=ranks, max_unit_frames=settings.max_unit_frames),
             )
             if plan.audio:
-                audio = scratch / "audio.m4a"
-                _extract_audio(source, audio, timeout=settings.ffmpeg_timeout_s)
                 stores.work.upload(audio, plan.audio_name)
             stores.work.upload(source, plan.source_name)
+        except BadInputError as exc:
+            _quarantine(stores, job_id=job_id, video=video, problem=str(exc))
+            raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     record(stores.work, plan, "preprocess", {**took, "frames": plan.frame_count})
@@ -115,23 +125,71 @@ def preprocess(
         plan.frame_rate,
         len(plan.units),
         plan.audio,
-        job_prefix(job_id),
+        job_id,
     )
     return plan
 
 
-def _extract_audio(source: Path, audio: Path, *, timeout: float) -> None:
-    """Copy every audio stream as it is (no re-encode) into an MP4 audio file.
+def quarantine_name(job_id: str) -> str:
+    return f"quarantine/{job_id}.json"
+
+
+def _quarantine(stores: Stores, *, job_id: str, video: str, problem: str) -> None:
+    """Mark the input as unusable, with the reason, where operators look (never retried)."""
+    report = {"video": video, "job": job_id, "problem": problem, "at": time.time()}
+    stores.work.write_bytes(quarantine_name(job_id), json.dumps(report, indent=1).encode())
+    log.error("quarantined %r: %s", video, problem)
+
+
+def _inspect(
+    stores: Stores, settings: Settings, video: str, scratch: Path
+) -> tuple[Path, MediaInfo]:
+    """Fetch and probe the input, refusing it early when it is past the configured limits."""
+    try:
+        size = stores.inputs.size(video)
+    except FileNotFoundError:
+        raise BadInputError(f"{video!r} does not exist in {stores.inputs.url}") from None
+    if size == 0:
+        raise BadInputError(f"{video!r} is empty (0 bytes)")
+    if size > settings.max_input_bytes:
+        raise BadInputError(f"{video!r} is {size} bytes, over the {settings.max_input_bytes} limit")
+    source = stores.inputs.download(video, scratch / f"source{_extension(video)}")
+    try:
+        info = probe(source, timeout=settings.ffmpeg_timeout_s)
+    except BadInputError as exc:  # said of the local copy: name the blob instead
+        raise BadInputError(str(exc).replace(source.name, repr(video), 1)) from exc
+    if info.width * info.height > settings.max_pixels:
+        raise BadInputError(
+            f"{video!r} is {info.width}x{info.height}, over the {settings.max_pixels}-pixel limit"
+        )
+    if info.duration_s > settings.max_duration_s:
+        raise BadInputError(
+            f"{video!r} lasts {info.duration_s:.0f} s, "
+            f"over the {settings.max_duration_s:.0f} s limit"
+        )
+    return source, info
+
+
+def _extract_audio(source: Path, audio: Path, *, timeout: float) -> bool:
+    """Every audio stream into an MP4 audio file: copied as it is, or AAC when MP4 cannot carry
+    the codec (Vorbis, PCM). Returns whether it was copied.
 
     MP4 keeps the encoder-delay edit list that Matroska would drop, so durations stay exact.
     """
-    argv = (
-        ffmpeg.input(str(source))
-        .output(str(audio), map="0:a", acodec="copy", f="mp4")
-        .global_args("-nostdin", "-v", "error", "-y")
-        .compile()
-    )
-    try:
-        run(argv, timeout=timeout)
-    except FFmpegError as exc:
-        raise BadInputError(f"the audio cannot be carried without re-encoding: {exc}") from exc
+    problem: FFmpegError | None = None
+    for codec in ("copy", "aac"):
+        argv = (
+            ffmpeg.input(str(source))
+            .output(str(audio), map="0:a", acodec=codec, f="mp4", **{"b:a": "256k"})
+            .global_args("-nostdin", "-v", "error", "-y")
+            .compile()
+        )
+        try:
+            run(argv, timeout=timeout)
+        except FFmpegError as exc:
+            problem = exc
+            continue
+        if codec != "copy":
+            log.warning("the audio codec cannot go into MP4 as it is: re-encoded to AAC")
+        return codec == "copy"
+    raise BadInputError(f"the audio cannot be read: {problem}")

@@ -53,6 +53,7 @@ def publish(stores: Stores, settings: Settings, *, job_id: str) -> dict[str, str
         "height": plan.height,
         "duration_s": plan.duration_s,
         "audio": plan.audio,
+        "audio_copied": plan.audio_copied,
         "model": Path(plan.model).name,
         "style": plan.style,
         "strength": plan.strength,

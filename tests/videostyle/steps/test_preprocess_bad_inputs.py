@@ -1,0 +1,217 @@
+"""Unusable inputs fail fast with an error naming the problem, and are quarantined."""
+
+import json
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.media import make_clip
+from videostyle.errors import BadInputError
+from videostyle.settings import Settings
+from videostyle.steps.preprocess import preprocess, quarantine_name
+from videostyle.storage import Stores
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> Stores:
+    settings = Settings(
+        inputs_url=str(tmp_path / "in"),
+        work_url=str(tmp_path / "work"),
+        outputs_url=str(tmp_path / "out"),
+        scratch_dir=tmp_path / "scratch",
+    )
+    return Stores(settings)
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+def truncated(folder: Path) -> Path:
+    """The index up front (faststart), the frames cut off halfway: a probe alone looks fine."""
+    whole = folder / "whole.mp4"
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25:duration=2",
+        "-c:v",
+        "libx264",
+        "-movflags",
+        "+faststart",
+        str(whole),
+    )
+    cut = folder / "truncated.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    return cut
+
+
+def corrupted(folder: Path) -> Path:
+    """Garbage over the middle of the frame data: every packet is there, not every frame decodes."""
+    path = truncated(folder).with_name("whole.mp4")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 2000] = b"\xff" * 2000
+    path.write_bytes(data)
+    return path
+
+
+def index_at_end_cut(folder: Path) -> Path:
+    whole = make_clip(folder / "whole.mp4", frames=10)
+    cut = folder / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    return cut
+
+
+def empty(folder: Path) -> Path:
+    path = folder / "empty.mp4"
+    path.write_bytes(b"")
+    return path
+
+
+def not_media(folder: Path) -> Path:
+    path = folder / "notes.mp4"
+    path.write_text("This is a shopping list, not a video.\n" * 50)
+    return path
+
+
+def audio_only(folder: Path) -> Path:
+    path = folder / "song.m4a"
+    _ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (truncated, r"'uploads/truncated.mp4' is truncated: its index lists 50 frames, \d+ are"),
+        (corrupted, r"'uploads/whole.mp4' is corrupt or truncated: \d+ of its 50 frames decode"),
+        (index_at_end_cut, "not a readable video"),
+        (empty, r"is empty \(0 bytes\)"),
+        (not_media, "not a readable video"),
+        (audio_only, "has no video stream"),
+    ],
+)
+def test_unusable_input_is_refused_and_quarantined(
+    stores: Stores,
+    tmp_path: Path,
+    make: Callable[[Path], Path],
+    problem: str,
+) -> None:
+    source = make(tmp_path)
+    stores.inputs.upload(source, f"uploads/{source.name}")
+
+    with pytest.raises(BadInputError, match=problem):
+        preprocess(
+            stores,
+            stores_settings(stores),
+            video=f"uploads/{source.name}",
+            job_id="j1",
+            model="multistyle26",
+            style="scream",
+            strength=1.0,
+            crf=16,
+            ranks=2,
+        )
+
+    report = json.loads(stores.work.read_bytes(quarantine_name("j1")))
+    assert report["video"] == f"uploads/{source.name}"
+    assert re.search(problem, report["problem"])
+    assert report["job"] == "j1"
+    assert not stores.work.list("jobs"), "nothing half-written for the job"
+
+
+def stores_settings(stores: Stores) -> Settings:
+    root = Path(stores.work.root).parent
+    return Settings(
+        inputs_url=stores.inputs.url,
+        work_url=stores.work.url,
+        outputs_url=stores.outputs.url,
+        scratch_dir=root / "scratch",
+        max_pixels=320 * 240,
+        max_duration_s=5.0,
+        max_input_bytes=2_000_000,
+    )
+
+
+@pytest.mark.parametrize(
+    ("lavfi", "problem"),
+    [
+        ("testsrc2=size=400x240:rate=25:duration=1", r"400x240, over the 76800-pixel limit"),
+        ("testsrc2=size=64x48:rate=25:duration=6", r"lasts 6 s, over the 5 s limit"),
+    ],
+)
+def test_input_over_a_limit_is_refused(
+    stores: Stores,
+    tmp_path: Path,
+    lavfi: str,
+    problem: str,
+) -> None:
+    _ffmpeg("-f", "lavfi", "-i", lavfi, "-c:v", "libx264", str(tmp_path / "big.mp4"))
+    stores.inputs.upload(tmp_path / "big.mp4", "big.mp4")
+    with pytest.raises(BadInputError, match=problem):
+        preprocess(
+            stores,
+            stores_settings(stores),
+            video="big.mp4",
+            job_id="j2",
+            model="multistyle26",
+            style="scream",
+            strength=1.0,
+            crf=16,
+            ranks=1,
+        )
+    assert stores.work.exists(quarantine_name("j2"))
+
+
+def test_input_over_the_size_limit_is_refused_before_download(
+    stores: Stores,
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "huge.mp4").write_bytes(b"\0" * 2_000_001)
+    stores.inputs.upload(tmp_path / "huge.mp4", "huge.mp4")
+    with pytest.raises(BadInputError, match="2000001 bytes, over the 2000000 limit"):
+        preprocess(
+            stores,
+            stores_settings(stores),
+            video="huge.mp4",
+            job_id="j3",
+            model="multistyle26",
+            style="scream",
+            strength=1.0,
+            crf=16,
+            ranks=1,
+        )
+
+
+@pytest.mark.parametrize("name", ["../escape.mp4", "a/../../b.mp4", "/abs.mp4", "a//b.mp4"])
+def test_a_blob_name_never_chooses_a_path(stores: Stores, name: str) -> None:
+    with pytest.raises(BadInputError, match="unsafe blob name"):
+        preprocess(
+            stores,
+            stores_settings(stores),
+            video=name,
+            job_id="j4",
+            model="multistyle26",
+            style="scream",
+            strength=1.0,
+            crf=16,
+            ranks=1,
+        )
+
+
+def test_a_missing_input_is_a_bad_input(stores: Stores) -> None:
+    with pytest.raises(BadInputError, match="does not exist"):
+        preprocess(
+            stores,
+            stores_settings(stores),
+            video="never-uploaded.mp4",
+            job_id="j5",
+            model="multistyle26",
+            style="scream",
+            strength=1.0,
+            crf=16,
+            ranks=1,
+        )
