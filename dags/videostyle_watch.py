@@ -28,9 +28,12 @@ INPUTS = inputs_location()
 EVERY = timedelta(minutes=5)
 
 
-def process_run_for(video: str) -> dict[str, Any]:
+def process_run_for(claimed: dict[str, str]) -> dict[str, Any]:
     """The trigger's arguments for one video; style, ranks... default to the process Params."""
-    return {"trigger_run_id": run_id_for_video(video), "conf": {"video": video}}
+    return {
+        "trigger_run_id": run_id_for_video(claimed["video"], claimed["version"]),
+        "conf": {"video": claimed["video"]},
+    }
 
 
 with DAG(
@@ -62,8 +65,8 @@ with DAG(
     )
 
     @task
-    def claim_videos() -> list[str]:
-        """The videos this run claimed: names only, they go through XCom."""
+    def claim_videos() -> list[dict[str, str]]:
+        """The videos this run claimed: names and versions only, they go through XCom."""
         claimant = f"{WATCH_DAG_ID}/{get_current_context()['run_id']}"
         hook = WasbHook(wasb_conn_id=BLOB_CONN_ID)
         return claim_new_videos(hook, INPUTS, work_location(), claimant=claimant)

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
 from videostyle.media.ffmpeg import probe  # noqa: E402 (needs the path above)
+from videostyle.models.styles import parse_style  # noqa: E402
 from videostyle.settings import Settings  # noqa: E402
+from videostyle.steps.publish import published_report, sha256_of  # noqa: E402
 from videostyle.storage import Stores  # noqa: E402
 
 DEMO = ROOT / ".demo"
@@ -187,13 +189,14 @@ def main() -> None:
             print("".join(log.read_text().splitlines(keepends=True)[-40:]))
             raise SystemExit(f"the DAG run failed: see {log}")
 
-        reports = [n for n in stores.outputs.list(source.stem) if n.endswith(".json")]
-        report = json.loads(
-            stores.outputs.read_bytes(
-                max(reports, key=lambda n: json.loads(stores.outputs.read_bytes(n))["published_at"])
-            )
+        report = published_report(
+            stores.outputs, f"{source.name}/{parse_style(args.style).key}.json"
         )
+        if report is None:
+            raise SystemExit("the run succeeded but published no report")
         styled = stores.outputs.download(report["output"], DEMO / "output" / report["output"])
+        if sha256_of(styled) != report["sha256"]:
+            raise SystemExit(f"{styled} does not match its report's SHA-256")
         png = styled.with_suffix(".png")
         preview(source, styled, png, at_s=report["duration_s"] / 2)
     finally:

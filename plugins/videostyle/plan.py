@@ -33,6 +33,7 @@ class Unit:
 class Plan:
     job_id: str
     video: str  # the input blob's name
+    source_version: str  # which content of that name this job processes (BlobStore.version)
     source_ext: str
     width: int
     height: int

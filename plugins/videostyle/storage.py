@@ -5,7 +5,7 @@ import uuid
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -21,6 +21,13 @@ def _check_name(name: str) -> str:
     if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise BadInputError(f"unsafe blob name {name!r}")
     return name
+
+
+class BlobStat(NamedTuple):
+    size: int
+    # What tells one content of a name from another: the content MD5 where the service keeps
+    # one (the same bytes uploaded again keep it), else the ETag (a local file's mtime).
+    version: str
 
 
 class BlobStore:
@@ -59,13 +66,11 @@ class BlobStore:
     def exists(self, name: str) -> bool:
         return bool(self.fs.exists(self._path(name)))
 
-    def version(self, name: str) -> str:
-        """What changes whenever the blob is rewritten: its ETag (a local file's mtime)."""
+    def stat(self, name: str) -> BlobStat:
         info = self.fs.info(self._path(name))
-        return str(info.get("etag") or info["mtime"])
-
-    def size(self, name: str) -> int:
-        return int(self.fs.size(self._path(name)))
+        md5 = info.get("content_settings", {}).get("content_md5")
+        version = bytes(md5).hex() if md5 else str(info.get("etag") or info["mtime"]).strip('"')
+        return BlobStat(size=int(info["size"]), version=version)
 
     def list(self, prefix: str = "") -> list[str]:
         base = self.root.rstrip("/") + "/"

@@ -21,6 +21,7 @@ def job_id_for_run(run_id: str) -> str:
     return safe_id(run_id)
 
 
-def run_id_for_video(video: str) -> str:
-    """The process run for a claimed video: a retried trigger finds it instead of adding one."""
-    return safe_id(video, prefix="video__")
+def run_id_for_video(video: str, version: str) -> str:
+    """The process run for a claimed video version: a retried trigger finds it, a new version
+    of the video gets a run of its own."""
+    return safe_id(f"{video}@{version}", prefix="video__")

@@ -1,5 +1,6 @@
 """Claims against Azurite: each input video is claimed once, whoever asks and however often."""
 
+import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,9 +16,15 @@ def hook(blob_connection: str) -> WasbHook:
     return WasbHook(wasb_conn_id=BLOB_CONN_ID)
 
 
-def upload_videos(hook: WasbHook, inputs: BlobLocation, *names: str) -> None:
+def upload_videos(
+    hook: WasbHook, inputs: BlobLocation, *names: str, content: bytes = b"not really a video"
+) -> None:
     for name in names:
-        hook.upload(inputs.container, inputs.prefix + name, b"not really a video")
+        hook.upload(inputs.container, inputs.prefix + name, content, overwrite=True)
+
+
+def names(claimed: list[dict[str, str]]) -> list[str]:
+    return sorted(c["video"] for c in claimed)
 
 
 def test_two_new_videos_are_claimed_once(hook: WasbHook) -> None:
@@ -27,22 +34,43 @@ def test_two_new_videos_are_claimed_once(hook: WasbHook) -> None:
     first = claim_new_videos(hook, inputs, work, claimant="watch/run-1")
     second = claim_new_videos(hook, inputs, work, claimant="watch/run-2")
 
-    assert sorted(first) == ["a.mp4", "sub dir/b.mp4"]
+    assert names(first) == ["a.mp4", "sub dir/b.mp4"]
     assert second == []
     marker = json.loads(hook.download(work.container, claim_marker_name(work, "a.mp4")).readall())
     assert marker["video"] == "a.mp4"
     assert marker["claimant"] == "watch/run-1"
-    etag = hook.blob_service_client.get_blob_client(inputs.container, "a.mp4").get_blob_properties()
-    assert marker["etag"] == etag.etag.strip('"')
+    assert marker["version"] == hashlib.md5(b"not really a video").hexdigest()  # noqa: S324
+
+
+def test_the_same_bytes_uploaded_again_are_not_new(hook: WasbHook) -> None:
+    inputs, work = inputs_location(), work_location()
+    upload_videos(hook, inputs, "a.mp4")
+    assert names(claim_new_videos(hook, inputs, work, claimant="watch/run-1")) == ["a.mp4"]
+
+    upload_videos(hook, inputs, "a.mp4")  # a new ETag, the same content
+    assert claim_new_videos(hook, inputs, work, claimant="watch/run-2") == []
+
+
+def test_a_new_version_under_the_same_name_is_new(hook: WasbHook) -> None:
+    inputs, work = inputs_location(), work_location()
+    upload_videos(hook, inputs, "a.mp4")
+    [first] = claim_new_videos(hook, inputs, work, claimant="watch/run-1")
+
+    upload_videos(hook, inputs, "a.mp4", content=b"the director's cut")
+    [second] = claim_new_videos(hook, inputs, work, claimant="watch/run-2")
+
+    assert first["video"] == second["video"] == "a.mp4"
+    assert first["version"] != second["version"]
+    assert claim_new_videos(hook, inputs, work, claimant="watch/run-3") == []
 
 
 def test_only_the_new_video_is_claimed_later(hook: WasbHook) -> None:
     inputs, work = inputs_location(), work_location()
     upload_videos(hook, inputs, "old.mp4")
-    assert claim_new_videos(hook, inputs, work, claimant="watch/run-1") == ["old.mp4"]
+    assert names(claim_new_videos(hook, inputs, work, claimant="watch/run-1")) == ["old.mp4"]
 
     upload_videos(hook, inputs, "new.mp4")
-    assert claim_new_videos(hook, inputs, work, claimant="watch/run-2") == ["new.mp4"]
+    assert names(claim_new_videos(hook, inputs, work, claimant="watch/run-2")) == ["new.mp4"]
 
 
 def test_a_retried_claim_keeps_its_videos(hook: WasbHook) -> None:
@@ -50,8 +78,8 @@ def test_a_retried_claim_keeps_its_videos(hook: WasbHook) -> None:
     # or its videos would never be processed.
     inputs, work = inputs_location(), work_location()
     upload_videos(hook, inputs, "a.mp4")
-    assert claim_new_videos(hook, inputs, work, claimant="watch/run-1") == ["a.mp4"]
-    assert claim_new_videos(hook, inputs, work, claimant="watch/run-1") == ["a.mp4"]
+    assert names(claim_new_videos(hook, inputs, work, claimant="watch/run-1")) == ["a.mp4"]
+    assert names(claim_new_videos(hook, inputs, work, claimant="watch/run-1")) == ["a.mp4"]
     assert claim_new_videos(hook, inputs, work, claimant="watch/run-2") == []
 
 
@@ -61,7 +89,7 @@ def test_prefixes_scope_inputs_and_claims(hook: WasbHook, blob_connection: str) 
     upload_videos(hook, inputs, "a.mp4")
     hook.upload(inputs.container, "elsewhere/b.mp4", b"outside the inputs prefix")
 
-    assert claim_new_videos(hook, inputs, work, claimant="watch/run-1") == ["a.mp4"]
+    assert names(claim_new_videos(hook, inputs, work, claimant="watch/run-1")) == ["a.mp4"]
     assert hook.check_for_blob(work.container, "airflow/claims/a.mp4")
 
 
@@ -76,4 +104,4 @@ def test_racing_claimants_claim_a_video_once(hook: WasbHook) -> None:
             )
         )
 
-    assert sorted(claims) == [[]] * 7 + [["a.mp4"]]
+    assert sorted(map(names, claims)) == [[]] * 7 + [["a.mp4"]]

@@ -46,12 +46,12 @@ def test_dags_test_styles_an_uploaded_video_into_the_outputs_container(
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
 
-    assert stores.outputs.list() == ["sample clip/scream.json", "sample clip/scream.mp4"]
-    output = stores.outputs.download("sample clip/scream.mp4", tmp_path / "out.mp4")
+    assert stores.outputs.list() == ["sample clip.mp4/scream.json", "sample clip.mp4/scream.mp4"]
+    output = stores.outputs.download("sample clip.mp4/scream.mp4", tmp_path / "out.mp4")
     assert len(decode_rgb(output)) == 50
     assert frame_times(output) == pytest.approx(frame_times(sample_clip), abs=1e-4)
     assert stream_info(output, "a")["codec_name"] == "aac"
-    report = json.loads(stores.outputs.read_bytes("sample clip/scream.json"))
+    report = json.loads(stores.outputs.read_bytes("sample clip.mp4/scream.json"))
     assert (report["frames"], report["style"], report["units"]) == (50, "scream", 4)
     assert report["job"].startswith("manual__")
     assert [r["rank"] for r in report["timings"]["score"]["ranks"]] == [0, 1]

@@ -4,6 +4,7 @@ Each uploaded video must start exactly one videostyle_process run, however often
 watch runs.
 """
 
+import hashlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -23,10 +24,14 @@ from videostyle_airflow.ids import run_id_for_video
 pytestmark = pytest.mark.airflow
 
 
+CONTENT = b"..."
+VERSION = hashlib.md5(CONTENT).hexdigest()  # noqa: S324 (what Blob Storage reports)
+
+
 def upload_videos(*names: str) -> None:
     inputs = inputs_location()
     for name in names:
-        WasbHook(wasb_conn_id=BLOB_CONN_ID).upload(inputs.container, inputs.prefix + name, b"...")
+        WasbHook(wasb_conn_id=BLOB_CONN_ID).upload(inputs.container, inputs.prefix + name, CONTENT)
 
 
 def process_runs() -> dict[str, dict[str, object]]:
@@ -71,8 +76,8 @@ def test_each_video_starts_one_process_run(
     assert first.state == DagRunState.SUCCESS
     started = {k: v for k, v in process_runs().items() if k not in before}
     assert started == {
-        run_id_for_video("first.mp4"): {"video": "first.mp4"},
-        run_id_for_video("in/second clip.mov"): {"video": "in/second clip.mov"},
+        run_id_for_video("first.mp4", VERSION): {"video": "first.mp4"},
+        run_id_for_video("in/second clip.mov", VERSION): {"video": "in/second clip.mov"},
     }
 
     videos_arrive_while_deferred.clear()
@@ -85,4 +90,6 @@ def test_each_video_starts_one_process_run(
     third = watch_dag.test()
 
     assert third.state == DagRunState.SUCCESS
-    assert process_runs().keys() - before.keys() - started.keys() == {run_id_for_video("third.mp4")}
+    assert process_runs().keys() - before.keys() - started.keys() == {
+        run_id_for_video("third.mp4", VERSION)
+    }

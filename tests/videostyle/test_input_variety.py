@@ -15,39 +15,102 @@ TONE = ["-f", "lavfi", "-i", "sine=frequency=300:duration=1"]
 
 
 def _make(path: Path, video: str, *args: str) -> Path:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", video,
-                    *args, str(path)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", video, *args, str(path)],
+        check=True,
+    )
     return path
 
 
 def _style(source: Path, tmp_path: Path) -> tuple[Path, dict]:
     output = tmp_path / "styled.mp4"
     settings = Settings(scratch_dir=tmp_path / "scratch", max_unit_frames=4)
-    report = run_local(source, output, model="multistyle26", style="scream", strength=1.0,
-                       crf=16, ranks=2, settings=settings)
+    report = run_local(
+        source,
+        output,
+        model="multistyle26",
+        style="scream",
+        strength=1.0,
+        crf=16,
+        ranks=2,
+        settings=settings,
+    )
     return output, report
 
 
 def _audio_streams(path: Path) -> list[dict]:
-    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a", "-show_entries",
-                          "stream=codec_name,channels", "-of", "csv=p=0", str(path)],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "a",
+            "-show_entries",
+            "stream=codec_name,channels",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return out.split()
 
 
 CASES = {
     "single frame.mp4": ("testsrc2=size=64x48:rate=25,trim=end_frame=1", "-c:v", "libx264"),
-    "yuv444.mp4": ("testsrc2=size=64x48:rate=25:duration=0.4", "-c:v", "libx264",
-                   "-pix_fmt", "yuv444p"),
-    "ten-bit.mkv": ("testsrc2=size=64x48:rate=30000/1001:duration=0.4", "-c:v", "libx265",
-                    "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error"),
-    "vp9 opus.webm": ("testsrc2=size=64x48:rate=24:duration=0.5", *TONE, "-c:v", "libvpx-vp9",
-                      "-c:a", "libopus", "-shortest"),
-    "prores pcm.mov": ("testsrc2=size=64x48:rate=25:duration=0.4", *TONE, "-c:v", "prores",
-                       "-c:a", "pcm_s16le", "-shortest"),
-    "два потока.mkv": ("testsrc2=size=64x48:rate=25:duration=0.4", *TONE, *TONE,
-                       "-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264",
-                       "-c:a", "aac", "-shortest"),
+    "yuv444.mp4": (
+        "testsrc2=size=64x48:rate=25:duration=0.4",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv444p",
+    ),
+    "ten-bit.mkv": (
+        "testsrc2=size=64x48:rate=30000/1001:duration=0.4",
+        "-c:v",
+        "libx265",
+        "-pix_fmt",
+        "yuv420p10le",
+        "-x265-params",
+        "log-level=error",
+    ),
+    "vp9 opus.webm": (
+        "testsrc2=size=64x48:rate=24:duration=0.5",
+        *TONE,
+        "-c:v",
+        "libvpx-vp9",
+        "-c:a",
+        "libopus",
+        "-shortest",
+    ),
+    "prores pcm.mov": (
+        "testsrc2=size=64x48:rate=25:duration=0.4",
+        *TONE,
+        "-c:v",
+        "prores",
+        "-c:a",
+        "pcm_s16le",
+        "-shortest",
+    ),
+    "два потока.mkv": (
+        "testsrc2=size=64x48:rate=25:duration=0.4",
+        *TONE,
+        *TONE,
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-map",
+        "2:a",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "aac",
+        "-shortest",
+    ),
 }
 
 
@@ -68,11 +131,27 @@ def test_input_is_styled_frame_for_frame(name: str, tmp_path: Path) -> None:
 
 
 def test_rotated_phone_video_comes_out_upright(tmp_path: Path) -> None:
-    plain = _make(tmp_path / "plain.mp4", "testsrc2=size=64x48:rate=25:duration=0.4",
-                  "-c:v", "libx264")
+    plain = _make(
+        tmp_path / "plain.mp4", "testsrc2=size=64x48:rate=25:duration=0.4", "-c:v", "libx264"
+    )
     rotated = tmp_path / "rotated.mov"
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(plain), "-c", "copy",
-                    "-metadata:s:v:0", "rotate=90", str(rotated)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(plain),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+            str(rotated),
+        ],
+        check=True,
+    )
 
     output, _ = _style(rotated, tmp_path)
 

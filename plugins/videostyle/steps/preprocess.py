@@ -85,7 +85,7 @@ def preprocess(
     scratch = settings.scratch_dir / job_id / "preprocess"
     with timed() as took:
         try:
-            source, info = _inspect(stores, settings, video, scratch)
+            source, info, source_version = _inspect(stores, settings, video, scratch)
             audio = scratch / "audio.m4a"
             audio_copied = info.audio_streams > 0 and _extract_audio(
                 source, audio, timeout=settings.ffmpeg_timeout_s
@@ -93,6 +93,7 @@ def preprocess(
             plan = Plan(
                 job_id=job_id,
                 video=video,
+                source_version=source_version,
                 source_ext=source.suffix,
                 width=info.width,
                 height=info.height,
@@ -143,10 +144,11 @@ def _quarantine(stores: Stores, *, job_id: str, video: str, problem: str) -> Non
 
 def _inspect(
     stores: Stores, settings: Settings, video: str, scratch: Path
-) -> tuple[Path, MediaInfo]:
-    """Fetch and probe the input, refusing it early when it is past the configured limits."""
+) -> tuple[Path, MediaInfo, str]:
+    """Fetch and probe the input (and say which version of it), refusing it early when it is
+    past the configured limits."""
     try:
-        size = stores.inputs.size(video)
+        size, version = stores.inputs.stat(video)
     except FileNotFoundError:
         raise BadInputError(f"{video!r} does not exist in {stores.inputs.url}") from None
     if size == 0:
@@ -167,7 +169,7 @@ def _inspect(
             f"{video!r} lasts {info.duration_s:.0f} s, "
             f"over the {settings.max_duration_s:.0f} s limit"
         )
-    return source, info
+    return source, info, version
 
 
 def _extract_audio(source: Path, audio: Path, *, timeout: float) -> bool:

@@ -1,51 +1,77 @@
 """Publish: the stylized video, then its report, into the outputs container.
 
-The report is written last, so a reader that trusts only videos with a report never sees a
-partial result.
+The report is written last and carries the video's SHA-256: a reader that trusts only a video
+whose report names its digest never mistakes a partial or stale result for a finished one.
 """
 
+import hashlib
 import json
 import logging
 import shutil
 import time
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from videostyle.defaults import BUILTIN_MODEL
 from videostyle.models.styles import parse_style
 from videostyle.plan import Plan, load_plan
 from videostyle.settings import Settings
-from videostyle.storage import Stores
+from videostyle.storage import BlobStore, Stores
 from videostyle.timings import collect, record, timed
 
 log = logging.getLogger(__name__)
 
 
 def output_stem(plan: Plan) -> str:
-    """`clips/beach.mp4` styled as starry-night at strength 0.5 → `clips/beach/starry-night-s50`."""
+    """`clips/beach.mp4` in starry-night at strength 0.5 → `clips/beach.mp4/starry-night-s50`.
+
+    The whole input name stays in it, so `beach.mp4` and `beach.mov` never share an output.
+    """
     if plan.model == BUILTIN_MODEL:
         look = parse_style(plan.style or "").key
     else:
         look = PurePosixPath(plan.model).stem
     if plan.strength < 1.0:
         look += f"-s{round(plan.strength * 100)}"
-    return f"{PurePosixPath(plan.video).with_suffix('')}/{look}"
+    return f"{plan.video}/{look}"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def published_report(outputs: BlobStore, report_name: str) -> dict[str, Any] | None:
+    return json.loads(outputs.read_bytes(report_name)) if outputs.exists(report_name) else None
 
 
 def publish(stores: Stores, settings: Settings, *, job_id: str) -> dict[str, str]:
     plan = load_plan(stores.work, job_id)
     stem = output_stem(plan)
     names = {"output": f"{stem}.mp4", "report": f"{stem}.json"}
+    existing = published_report(stores.outputs, names["report"])
+    if existing and existing["job"] != job_id and existing["source_version"] == plan.source_version:
+        # Another run already styled this very content the same way: never overwrite it.
+        log.info("%s is already published by job %s", names["output"], existing["job"])
+        return names
     scratch = settings.scratch_dir / job_id / "publish"
     with timed() as took:
         try:
             video = stores.work.download(plan.stitched_name, scratch / "stitched.mp4")
+            digest, size = sha256_of(video), video.stat().st_size
             stores.outputs.upload(video, names["output"])
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     record(stores.work, plan, "publish", dict(took))
     report = {
         "video": plan.video,
+        "source_version": plan.source_version,
         "output": names["output"],
+        "sha256": digest,
+        "bytes": size,
         "job": job_id,
         "frames": plan.frame_count,
         "fps": plan.frame_rate,
