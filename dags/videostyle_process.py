@@ -9,7 +9,7 @@ from datetime import timedelta
 from airflow.sdk import DAG, Param, chain
 
 from videostyle.defaults import DEFAULT_CRF, DEFAULT_RANKS, DEFAULT_STYLE
-from videostyle_airflow.config import OWNER, PROCESS_DAG_ID
+from videostyle_airflow.config import MAX_ACTIVE_RUNS, OWNER, PROCESS_DAG_ID, SCORING_POOL
 from videostyle_airflow.ids import job_id_for_run
 from videostyle_airflow.launchers import step_task
 
@@ -21,8 +21,7 @@ with DAG(
     dag_id=PROCESS_DAG_ID,
     description="Stylize one video from the inputs container into the outputs container",
     schedule=None,
-    # Scoring takes every core (or GPU) it is given: runs queue instead of competing.
-    max_active_runs=1,
+    max_active_runs=MAX_ACTIVE_RUNS,
     dagrun_timeout=timedelta(hours=6),
     tags=["videostyle", "video"],
     default_args={
@@ -95,6 +94,7 @@ with DAG(
         task_id="score",
         args=["--job", JOB],
         ranks="{{ params.ranks }}",
+        pool=SCORING_POOL,
         # A lost rank or node is the usual failure; a retry redoes only unfinished units.
         retries=3,
         retry_delay=timedelta(seconds=15),

@@ -1,5 +1,6 @@
 """Names the DAGs share: their ids, the storage connection, where videos arrive and claims go."""
 
+import os
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -13,6 +14,11 @@ OWNER = "videostyle"
 BLOB_CONN_ID = "videostyle_blob"
 # Airflow Variable (or env AIRFLOW_VAR_VIDEOSTYLE_LAUNCHER) choosing where steps run.
 LAUNCHER_VARIABLE = "VIDEOSTYLE_LAUNCHER"
+# Process runs in flight at once: each scores on its own ranks, so on one machine they queue.
+MAX_ACTIVE_RUNS = int(os.environ.get("VIDEOSTYLE_MAX_ACTIVE_RUNS", "1"))
+# The Airflow pool every scoring task takes a slot of: its size caps concurrent scoring (GPUs,
+# MPI jobs) across all runs. Create it with `airflow pools set videostyle_scoring N ...`.
+SCORING_POOL = "videostyle_scoring"
 
 
 class BlobLocation(NamedTuple):

@@ -1,0 +1,265 @@
+"""The images' Dockerfiles, checked without a Docker engine: lint, what they read from the build
+context, the versions they install against requirements.txt, the weights they ship, and the
+worker's entrypoint run for real."""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.images.distributions import (
+    closure,
+    pins,
+    providing_distributions,
+    requirement_names,
+    third_party_imports,
+)
+from tests.images.dockerfile import (
+    ROOT,
+    context_sources,
+    dockerignore_rules,
+    in_build_context,
+    instructions,
+    stages,
+)
+
+BIN = Path(sys.executable).parent
+WORKER = ROOT / "images" / "worker" / "Dockerfile"
+AIRFLOW = ROOT / "images" / "airflow" / "Dockerfile"
+DOCKERFILES = [WORKER, AIRFLOW]
+REQUIREMENTS = ROOT / "requirements.txt"
+ENTRYPOINT = ROOT / "images" / "worker" / "entrypoint.sh"
+
+
+def _name(path: Path) -> str:
+    return path.parent.name
+
+
+def _hadolint(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "hadolint"), "--config", str(ROOT / ".hadolint.yaml"), "--no-color", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_name)
+def test_hadolint_finds_nothing(dockerfile: Path) -> None:
+    result = _hadolint(str(dockerfile))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+
+
+def test_hadolint_config_still_flags_floating_and_untrusted_images() -> None:
+    result = _hadolint("-", stdin="FROM python:latest\nFROM ghcr.io/example/tool:1.0\n")
+    assert result.returncode != 0
+    assert "DL3007" in result.stdout  # `latest`
+    assert "DL3026" in result.stdout  # a registry outside trustedRegistries
+
+
+def test_every_ignored_hadolint_rule_says_why() -> None:
+    text = (ROOT / ".hadolint.yaml").read_text()
+    ignored = yaml.safe_load(text)["ignored"]
+    assert ignored
+    for rule in ignored:
+        (line,) = [line for line in text.splitlines() if re.match(rf"\s*-\s*{rule}\b", line)]
+        reason = line.partition("#")[2].strip()
+        assert len(reason.split()) >= 5, f"{rule} is ignored without a reason"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_name)
+def test_what_the_build_reads_exists_and_is_in_the_build_context(dockerfile: Path) -> None:
+    rules = dockerignore_rules()
+    sources = context_sources(dockerfile)
+    assert sources
+    for source in sources:
+        path = ROOT / source
+        assert path.exists(), f"{dockerfile.parent.name} reads {source}, which does not exist"
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        for file in files:
+            relative = file.relative_to(ROOT).as_posix()
+            if "__pycache__" not in relative:
+                assert in_build_context(relative, rules), f".dockerignore keeps out {relative}"
+
+
+def test_dockerignore_keeps_secrets_environments_and_caches_out() -> None:
+    rules = dockerignore_rules()
+    for path in (
+        ".env",
+        "kubeconfig",
+        ".venv/bin/python",
+        "node_modules/x",
+        ".git/config",
+        "plugins/videostyle/__pycache__/cli.cpython-311.pyc",
+        "tests/conftest.py",
+    ):
+        assert not in_build_context(path, rules), path
+    assert in_build_context("plugins/videostyle/cli.py", rules)
+
+
+def _pip_installs(dockerfile: Path) -> list[list[str]]:
+    commands = []
+    for i in instructions(dockerfile):
+        if i.keyword == "RUN":
+            for command in i.args.split("&&"):
+                if command.split()[:2] == ["pip", "install"]:
+                    commands.append(shlex.split(command)[2:])
+    return commands
+
+
+def _mount_targets(dockerfile: Path) -> dict[str, str]:
+    """target -> source of every bind mount."""
+    targets = {}
+    for i in instructions(dockerfile):
+        for mount in i.flags.get("mount", "").split():
+            options = dict(part.split("=", 1) for part in mount.split(","))
+            if options.get("type") == "bind":
+                targets[options["target"]] = options["source"]
+    return targets
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_name)
+def test_pip_installs_only_what_requirements_txt_pins(dockerfile: Path) -> None:
+    """Every pip install names no package itself: it reads requirements files from the repo,
+    and every package those name has an exact pin in requirements.txt, given to pip."""
+    mounts = _mount_targets(dockerfile)
+    installs = _pip_installs(dockerfile)
+    assert installs
+    pinned = pins(REQUIREMENTS)
+    for args in installs:
+        words = iter(args)
+        files: dict[str, str] = {}
+        for word in words:
+            if word in ("-c", "-r"):
+                files.setdefault(word, mounts[next(words)])
+            else:
+                assert word == "--no-cache-dir", f"pip install {word}: not from a pinned file"
+        if files.get("-r") == "requirements.txt":
+            continue  # the pins themselves
+        assert files.get("-c") == "requirements.txt", "pins must come from requirements.txt"
+        for name in requirement_names(ROOT / files["-r"]):
+            assert name in pinned, (
+                f"{files['-r']} names {name}, which requirements.txt does not pin"
+            )
+
+
+def test_base_images_match_the_pinned_python_and_airflow() -> None:
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert re.fullmatch(rf"python:{python}-slim-\w+", stages(WORKER)["0"])
+    airflow = pins(REQUIREMENTS)["apache-airflow"]
+    assert stages(AIRFLOW)["airflow-providers"] == f"apache/airflow:{airflow}-python{python}"
+
+
+def test_airflow_image_targets_build_on_the_providers_stage() -> None:
+    built = stages(AIRFLOW)
+    assert built["kubernetes"] == "airflow-providers"
+    assert built["local"] == "airflow-providers"
+    assert list(built)[-1] == "local"  # the default target runs both launchers
+
+
+@pytest.mark.parametrize(
+    ("requirements_in", "entry_files"),
+    [
+        # The worker runs every step: all of videostyle.
+        ("images/worker/requirements.in", sorted((ROOT / "plugins/videostyle").rglob("*.py"))),
+        # Airflow (kubernetes target) parses the DAGs: what they import, transitively.
+        ("images/airflow/requirements.in", sorted((ROOT / "dags").glob("*.py"))),
+    ],
+    ids=["worker", "airflow"],
+)
+def test_image_packages_provide_every_import(requirements_in: str, entry_files: list[Path]) -> None:
+    installed = closure(requirement_names(ROOT / requirements_in))
+    modules = third_party_imports(entry_files)
+    assert modules
+    missing = {m for m in modules if not providing_distributions(m) & installed}
+    assert not missing, f"{requirements_in} installs nothing that provides {sorted(missing)}"
+
+
+def test_image_packages_check_catches_a_missing_package() -> None:
+    installed = closure(["fsspec"])
+    assert not providing_distributions("torch") & installed
+    assert providing_distributions("airflow.providers.cncf.kubernetes.hooks.kubernetes") == {
+        "apache-airflow-providers-cncf-kubernetes"
+    }
+
+
+def test_worker_checks_the_weights_the_library_trusts() -> None:
+    from videostyle.models.weights import MULTISTYLE26_SHA256
+
+    args = [i.args for i in instructions(WORKER) if i.keyword == "ARG"]
+    assert f"MULTISTYLE26_SHA256={MULTISTYLE26_SHA256}" in args
+    checks = [i.args for i in instructions(WORKER) if "sha256sum --check" in i.args]
+    assert checks
+    assert all("${MULTISTYLE26_SHA256}" in check for check in checks)
+
+
+def test_worker_follows_the_mpi_operator_conventions() -> None:
+    """Non-root uid 1000 by default; sshd on 2222 with the mounted per-job key; no baked keys."""
+    steps = instructions(WORKER)
+    assert [i.args for i in steps if i.keyword == "USER"][-1] == "1000:1000"
+    assert any("useradd --uid 1000" in i.args and "mpiuser" in i.args for i in steps)
+    assert any("rm -rf" in i.args and "/etc/ssh/ssh_host_*" in i.args for i in steps)
+    assert [i.args for i in steps if i.keyword == "EXPOSE"] == ["2222"]
+    sshd = (ROOT / "images/worker/sshd_config").read_text().splitlines()
+    for setting in (
+        "Port 2222",
+        "HostKey /home/mpiuser/.ssh/id_rsa",
+        "StrictModes no",
+        "UsePAM no",
+    ):
+        assert setting in sshd
+    ssh = (ROOT / "images/worker/ssh_config").read_text()
+    assert re.search(r"^\s+Port 2222$", ssh, re.MULTILINE)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_name)
+def test_no_credential_is_baked_in(dockerfile: Path) -> None:
+    for i in instructions(dockerfile):
+        if i.keyword in ("ENV", "ARG"):
+            names = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=", i.args) or [i.args.split()[0]]
+            for name in names:
+                assert not re.search(r"PASSWORD|SECRET|TOKEN|ACCOUNT_?KEY|CONNECTION_STRING", name)
+
+
+def _entrypoint(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", str(ENTRYPOINT), *args],
+        env={
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "PYTHONPATH": str(ROOT / "plugins"),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_entrypoint_hands_step_names_to_the_cli() -> None:
+    result = _entrypoint("score", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage: videostyle score" in result.stdout
+
+
+def test_entrypoint_runs_programs_as_given() -> None:
+    result = _entrypoint("echo", "as", "given")
+    assert result.returncode == 0
+    assert result.stdout == "as given\n"
+
+
+def test_entrypoint_on_a_launcher_starts_once_the_hostfile_resolves(tmp_path: Path) -> None:
+    hostfile = tmp_path / "hostfile"
+    hostfile.write_text("localhost:2\n")
+    result = _entrypoint("echo", "ok", K_MPI_JOB_ROLE="launcher", HYDRA_HOST_FILE=str(hostfile))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"
+    assert result.stderr == ""
