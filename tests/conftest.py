@@ -18,7 +18,7 @@ DEV_ACCOUNT_KEY = (
 )
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -31,13 +31,10 @@ def azurite_connection_string(port: int) -> str:
     )
 
 
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start Azurite for the session and yield its connection string."""
+def start_azurite(port: int, location: Path) -> subprocess.Popen[bytes]:
+    """Azurite serving blobs from `location` on 127.0.0.1:`port`, once it accepts connections."""
     if not AZURITE.exists():
         pytest.fail(f"{AZURITE} is missing: run `make test` (it runs npm ci) or `npm ci`")
-    port = _free_port()
-    location = tmp_path_factory.mktemp("azurite")
     proc = subprocess.Popen(
         [
             str(AZURITE),
@@ -59,12 +56,19 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return proc
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 pytest.fail("Azurite did not start")
             time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start Azurite for the session and yield its connection string."""
+    port = free_port()
+    proc = start_azurite(port, tmp_path_factory.mktemp("azurite"))
     try:
         yield azurite_connection_string(port)
     finally:
