@@ -85,7 +85,7 @@ def _probe(path: Path, *, timeout: float) -> MediaInfo:
     steps = {b - a for a, b in pairwise(pts)}
     if len(steps) == 1:
         frame_rate = 1 / (next(iter(steps)) * time_base)
-    else:  # one frame, or variable timing: the container's own figure
+    else:  # one frame, or timing rounded to the container's clock: the container's own rate
         frame_rate = Fraction(stream.get("avg_frame_rate", "0/1")) or Fraction(
             stream.get("r_frame_rate", "25/1")
         )
@@ -98,7 +98,9 @@ def _probe(path: Path, *, timeout: float) -> MediaInfo:
         frame_count=len(pts),
         frame_times=tuple(float(p * time_base) for p in pts),
         frame_rate=frame_rate,
-        constant_frame_rate=len(steps) <= 1,
+        # Steps one clock tick apart are a constant rate the container could not express
+        # exactly (24 fps in milliseconds: 41, 42, 42 ms); more than that is a variable rate.
+        constant_frame_rate=max(steps, default=0) - min(steps, default=0) <= 1,
         audio_streams=sum(s.get("codec_type") == "audio" for s in streams),
         duration_s=float(found.get("format", {}).get("duration", 0.0)),
     )

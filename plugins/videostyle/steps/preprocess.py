@@ -5,6 +5,7 @@ import logging
 import re
 import shutil
 import time
+from itertools import pairwise
 from pathlib import Path, PurePosixPath
 
 import ffmpeg
@@ -163,6 +164,13 @@ def _inspect(
     if info.width * info.height > settings.max_pixels:
         raise BadInputError(
             f"{video!r} is {info.width}x{info.height}, over the {settings.max_pixels}-pixel limit"
+        )
+    if not info.constant_frame_rate:
+        gaps = [b - a for a, b in pairwise(info.frame_times)]
+        raise BadInputError(
+            f"{video!r} has a variable frame rate (frames {min(gaps) * 1000:.1f} to "
+            f"{max(gaps) * 1000:.1f} ms apart), which is not supported yet: convert it to a "
+            "constant rate first"
         )
     if info.duration_s > settings.max_duration_s:
         raise BadInputError(

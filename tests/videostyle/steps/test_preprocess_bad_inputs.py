@@ -58,6 +58,25 @@ def corrupted(folder: Path) -> Path:
     return path
 
 
+def variable_rate(folder: Path) -> Path:
+    """A phone-like recording: 30 fps that drops to 15 fps halfway."""
+    path = folder / "vfr.mkv"
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=30:duration=2",
+        "-vf",
+        "select='lt(t,1)+not(mod(n,2))'",
+        "-fps_mode",
+        "vfr",
+        "-c:v",
+        "libx264",
+        str(path),
+    )
+    return path
+
+
 def index_at_end_cut(folder: Path) -> Path:
     whole = make_clip(folder / "whole.mp4", frames=10)
     cut = folder / "cut.mp4"
@@ -89,6 +108,7 @@ def audio_only(folder: Path) -> Path:
         (truncated, r"'uploads/truncated.mp4' is truncated: its index lists 50 frames, \d+ are"),
         (corrupted, r"'uploads/whole.mp4' is corrupt or truncated: \d+ of its 50 frames decode"),
         (index_at_end_cut, "not a readable video"),
+        (variable_rate, r"variable frame rate \(frames 33.0 to 67.0 ms apart\)"),
         (empty, r"is empty \(0 bytes\)"),
         (not_media, "not a readable video"),
         (audio_only, "has no video stream"),
