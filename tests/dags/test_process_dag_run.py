@@ -1,12 +1,15 @@
 """The process DAG run whole by `airflow dags test`, on real parts: Azurite, ffmpeg, mpirun."""
 
 import json
+import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import DEV_ACCOUNT_KEY
 from tests.media import decode_rgb, frame_times, stream_info
 from videostyle.settings import Settings
 from videostyle.storage import Stores
@@ -55,3 +58,35 @@ def test_dags_test_styles_an_uploaded_video_into_the_outputs_container(
     assert (report["frames"], report["style"], report["units"]) == (50, "scream", 4)
     assert report["job"].startswith("manual__")
     assert [r["rank"] for r in report["timings"]["score"]["ranks"]] == [0, 1]
+
+    # No credential anywhere a person or a process could read it after the run.
+    places = {"dags test output": done.stdout + done.stderr}
+    places |= {
+        str(p): p.read_text(errors="replace") for p in Path(env["AIRFLOW_HOME"]).rglob("*.log")
+    }
+    places["metadata database"] = database_text(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+    for store in (stores.work, stores.outputs):
+        places |= {
+            store.uri(n): store.read_bytes(n).decode() for n in store.list() if n.endswith(".json")
+        }
+    leaks = {place: found for place, text in places.items() if (found := credentials_in(text))}
+    assert not leaks
+
+
+def credentials_in(text: str) -> list[str]:
+    """Storage credentials in `text`: the account key, or any SAS signature."""
+    found = [DEV_ACCOUNT_KEY] if DEV_ACCOUNT_KEY in text else []
+    return found + re.findall(r"(?:AccountKey=|SharedAccessSignature=|[?&]sig=)[^;&\s\"'*]+", text)
+
+
+def database_text(path: Path) -> str:
+    """Every text value of every table: XComs, rendered templates, run confs, task logs."""
+    with sqlite3.connect(path) as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return "\n".join(
+            str(value)
+            for table in tables
+            for row in db.execute(f'SELECT * FROM "{table}"')  # noqa: S608 (names from sqlite)
+            for value in row
+            if isinstance(value, str | bytes)
+        )
