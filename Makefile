@@ -6,13 +6,15 @@ BIN := $(VENV)/bin
 VIDEO ?=
 STYLE ?= starry-night
 RANKS ?= 2
+OUT ?= build/k8s
 
-.PHONY: help demo test lint format typecheck system deps clean
+.PHONY: help demo test lint format typecheck k8s-manifests system deps clean
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make demo [VIDEO=path.mp4] [STYLE=name] [RANKS=n]   style a video end to end through Airflow"
 	@echo "make test                                          the whole suite"
+	@echo "make k8s-manifests [OUT=folder]                    the Kubernetes objects of a sample run, as YAML"
 	@echo "make lint | format | typecheck"
 
 # ffmpeg/ffprobe from Debian when absent (the MPI runtime comes from the mpich wheel).
@@ -49,6 +51,12 @@ typecheck: $(BIN)/.installed
 
 demo: deps
 	$(BIN)/python scripts/demo.py --style "$(STYLE)" --ranks "$(RANKS)" $(if $(VIDEO),--video "$(VIDEO)")
+
+# The Kubernetes launcher's objects for a sample run; configure it as in production with
+# AIRFLOW_VAR_VIDEOSTYLE_KUBERNETES='{"image": ...}'.
+k8s-manifests: $(BIN)/.installed
+	AIRFLOW_HOME="$(CURDIR)/.airflow" PYTHONPATH=plugins \
+	  $(BIN)/python -m videostyle_airflow.kubernetes.manifests "$(OUT)"
 
 clean:
 	rm -rf .demo .airflow .pytest_cache .ruff_cache .mypy_cache

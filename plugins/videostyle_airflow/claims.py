@@ -32,9 +32,7 @@ def blob_version(blob: BlobProperties) -> str:
 
 def claim(hook: WasbHook, work: BlobLocation, *, video: str, version: str, claimant: str) -> bool:
     """Create or take over the video's claim marker; True if this claimant holds `version`."""
-    marker = hook.get_conn().get_blob_client(
-        work.container, claim_marker_name(work, video)
-    )
+    marker = hook.get_conn().get_blob_client(work.container, claim_marker_name(work, video))
     body = json.dumps({"video": video, "version": version, "claimant": claimant}).encode()
     try:
         marker.upload_blob(body, overwrite=False)

@@ -9,8 +9,8 @@ from videostyle.settings import Settings
 PROCESS_DAG_ID = "videostyle_process"
 WATCH_DAG_ID = "videostyle_watch"
 OWNER = "videostyle"
-# A wasb connection whose extra `connection_string` is what every step gets as
-# AZURE_STORAGE_CONNECTION_STRING, and what the sensor and the claims use.
+# A wasb connection whose extra `connection_string` (with the account key) the sensor and the
+# claims use, and that signs each step's short-lived SAS tokens; steps never see the key.
 BLOB_CONN_ID = "videostyle_blob"
 # Airflow Variable (or env AIRFLOW_VAR_VIDEOSTYLE_LAUNCHER) choosing where steps run.
 LAUNCHER_VARIABLE = "VIDEOSTYLE_LAUNCHER"

@@ -1,7 +1,9 @@
 """One seam, many launchers: a step is defined once; configuration picks where it runs.
 
-The DAGs call `step_task` only. A new launcher (Kubernetes, say) is one more entry in
-LAUNCHERS building its operator from the same step definition.
+The DAGs call `step_task` only. Each launcher builds its operator from the same step
+definition (the CLI step, its arguments, its rank count): `local` runs it as a child process
+of the worker, `kubernetes` as a pod, or for scoring as an MPIJob (videostyle_airflow.kubernetes,
+configured by the Variable VIDEOSTYLE_KUBERNETES).
 """
 
 from collections.abc import Callable, Sequence
@@ -33,7 +35,23 @@ def _local(
     )
 
 
-LAUNCHERS: dict[str, StepOperatorFactory] = {"local": _local}
+def _kubernetes(
+    step: str, *, task_id: str, args: Sequence[str], ranks: int | str, **kwargs: Any
+) -> BaseOperator:
+    # Imported here, so that DAGs parsed for the local launcher never load the Kubernetes client.
+    from videostyle_airflow.kubernetes.launcher import kubernetes_step_operator
+
+    return kubernetes_step_operator(
+        step,
+        task_id=task_id,
+        args=args,
+        ranks=ranks,
+        returns_result_line=step == RESULT_STEP,
+        **kwargs,
+    )
+
+
+LAUNCHERS: dict[str, StepOperatorFactory] = {"local": _local, "kubernetes": _kubernetes}
 
 
 def configured_launcher() -> str:

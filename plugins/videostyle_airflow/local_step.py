@@ -10,12 +10,12 @@ import threading
 from collections.abc import Sequence
 from typing import IO, Any
 
-from airflow.sdk import BaseOperator, Connection, Context
+from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from airflow.sdk.log import mask_secret
 
 from videostyle.errors import BadInputError
 from videostyle.launch import step_argv, step_env
+from videostyle_airflow import credentials
 from videostyle_airflow.config import BLOB_CONN_ID
 
 # The CLI's exit code for an unusable input: retrying cannot help.
@@ -27,10 +27,11 @@ class LocalStepOperator(BaseOperator):
     """
     Run one videostyle CLI step (`python -m videostyle STEP ARGS`, under mpirun for scoring).
 
-    The step gets the storage connection string from the wasb connection `wasb_conn_id`
-    (extra `connection_string`) as AZURE_STORAGE_CONNECTION_STRING; it is masked in the log
-    and never returned. Exit code 3 (bad input) fails the task without retries; any other
-    failure raises a retryable error.
+    The step never sees the storage account key of the wasb connection `wasb_conn_id`: it gets
+    `credentials.step_env`, short-lived SAS connection strings for just the containers and
+    permissions it needs (masked in the log, never returned), and none of this process's
+    account-wide credential variables. Exit code 3 (bad input) fails the task without retries;
+    any other failure raises a retryable error.
 
     :param step: the CLI step: preprocess, score, stitch or publish.
     :param args: the step's arguments after its name (templated).
@@ -62,7 +63,11 @@ class LocalStepOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         argv = step_argv(self.step, [str(a) for a in self.args], ranks=int(self.ranks))
-        env = step_env({"AZURE_STORAGE_CONNECTION_STRING": self._connection_string()})
+        env = credentials.without_ambient_credentials(step_env()) | credentials.step_env(
+            self.step,
+            conn_id=self.wasb_conn_id,
+            ttl=credentials.credential_ttl(self.execution_timeout),
+        )
         self.log.info("Running %s", shlex.join(argv))
         self._child = subprocess.Popen(
             argv,
@@ -92,21 +97,6 @@ class LocalStepOperator(BaseOperator):
 
     def on_kill(self) -> None:
         self._stop_child()
-
-    def _connection_string(self) -> str:
-        conn = Connection.get(self.wasb_conn_id)
-        secret = conn.extra_dejson.get("connection_string")
-        if not secret:
-            raise AirflowFailException(
-                f"connection {self.wasb_conn_id!r} has no `connection_string` in its extras"
-            )
-        # Whole, and its credential fields alone, should a step ever print one of them.
-        mask_secret(secret)
-        for field in secret.split(";"):
-            name, _, value = field.partition("=")
-            if name in ("AccountKey", "SharedAccessSignature") and value:
-                mask_secret(value)
-        return str(secret)
 
     def _stream_output(self, child: subprocess.Popen[str]) -> str:
         """Copy the child's stderr and stdout into the task log; return stdout's last line."""

@@ -41,10 +41,18 @@ def run_step(step: str, **kwargs: Any) -> Any:
     return op.execute(context={})  # type: ignore[arg-type]
 
 
-def test_result_line_is_returned_and_the_child_gets_the_connection(child_code: list[str]) -> None:
+def test_result_line_is_returned_and_the_child_gets_sas_not_the_key(
+    child_code: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", CONNECTION_STRING)
     child_code.append(
         "import json, os, sys\n"
-        f"assert os.environ['AZURE_STORAGE_CONNECTION_STRING'] == {CONNECTION_STRING!r}\n"
+        "assert 'c2VjcmV0' not in repr(os.environ)\n"
+        "assert 'AZURE_STORAGE_CONNECTION_STRING' not in os.environ\n"
+        "assert 'VIDEOSTYLE_INPUTS_CONNECTION_STRING' not in os.environ\n"
+        "for store in ('WORK', 'OUTPUTS'):\n"
+        "    sas = os.environ[f'VIDEOSTYLE_{store}_CONNECTION_STRING']\n"
+        "    assert 'SharedAccessSignature=' in sas\n"
         "assert sys.argv[1:] == ['publish', '--job', 'j1']\n"
         "print('progress', flush=True)\n"
         "print(json.dumps({'output': 'j1.mp4', 'report': 'j1.json'}), flush=True)\n"

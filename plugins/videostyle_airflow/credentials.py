@@ -1,0 +1,140 @@
+"""Least-privilege storage credentials for one step: short-lived container SAS, never the key.
+
+The Airflow side holds the storage account key (the wasb connection's `connection_string`);
+a step, local child or Kubernetes pod, gets only what `step_env` returns: for each store the
+step touches, its URL and a SAS connection string for that store's container, carrying just
+the permissions the step needs and expiring soon after the step's timeout.
+"""
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Literal, get_args
+
+from airflow.sdk import Connection
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.log import mask_secret
+from azure.core.utils import parse_connection_string
+from azure.storage.blob import BlobServiceClient, generate_container_sas
+
+from videostyle.settings import Settings
+from videostyle_airflow.config import blob_location
+
+Store = Literal["inputs", "work", "outputs"]
+
+# What each step does to each store, as Azure's container SAS permission letters (r read,
+# w write, l list). Write includes creating; no step deletes. Asking about a blob that is not
+# there lists (adlfs looks for a folder of that name): without `l` a missing blob reads as a
+# refusal, not as missing. Publish reads the outputs for an earlier run's report, and writes
+# its timing record to work.
+GRANTS: Mapping[str, Mapping[Store, str]] = {
+    "preprocess": {"inputs": "rl", "work": "rwl"},
+    "score": {"work": "rwl"},
+    "stitch": {"work": "rwl"},
+    "publish": {"work": "rwl", "outputs": "rwl"},
+}
+# Room for the try's queueing and the clocks' skew beyond the step's own time limit.
+TTL_SLACK = timedelta(minutes=15)
+# For a step without an execution_timeout: the process DAG's run timeout.
+DEFAULT_TTL = timedelta(hours=6)
+# Every variable through which a process could find storage credentials (the library's,
+# adlfs's, the Azure CLI's): a step's environment carries none but those `step_env` sets.
+AMBIENT_CREDENTIAL_VARIABLES = frozenset(
+    {
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "VIDEOSTYLE_CONNECTION_STRING",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "AZURE_STORAGE_KEY",
+        "AZURE_STORAGE_SAS_TOKEN",
+        *(f"VIDEOSTYLE_{store.upper()}_CONNECTION_STRING" for store in get_args(Store)),
+    }
+)
+# Airflow's own variables (AIRFLOW_CONN_*, AIRFLOW__DATABASE__*, ...) may hold any secret of
+# the deployment, the storage key included; a step needs none of them.
+AIRFLOW_VARIABLE_PREFIX = "AIRFLOW"
+
+
+def without_ambient_credentials(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` stripped of every variable that may carry credentials a step must not hold."""
+    return {
+        name: value
+        for name, value in env.items()
+        if name not in AMBIENT_CREDENTIAL_VARIABLES and not name.startswith(AIRFLOW_VARIABLE_PREFIX)
+    }
+
+
+def credential_ttl(execution_timeout: timedelta | None) -> timedelta:
+    """How long a step's SAS must live: its whole try, whatever that may take."""
+    return (execution_timeout or DEFAULT_TTL) + TTL_SLACK
+
+
+def url_variable(store: Store) -> str:
+    return f"VIDEOSTYLE_{store.upper()}_URL"
+
+
+def credential_variable(store: Store) -> str:
+    return f"VIDEOSTYLE_{store.upper()}_CONNECTION_STRING"
+
+
+def step_env_names(step: str) -> list[str]:
+    """The variables `step_env` sets for `step`, without minting anything."""
+    return [
+        name
+        for store in _grants(step)
+        for name in (url_variable(store), credential_variable(store))
+    ]
+
+
+def step_env(step: str, *, conn_id: str, ttl: timedelta) -> dict[str, str]:
+    """The environment giving `step` its stores: URLs and SAS connection strings (masked)."""
+    grants = _grants(step)
+    account = _account_connection_string(conn_id)
+    fields = parse_connection_string(account, case_sensitive_keys=False)
+    key = fields.get("accountkey")
+    if not key:
+        raise AirflowFailException(
+            f"connection {conn_id!r}: its connection_string has no AccountKey to sign SAS with"
+        )
+    mask_secret(key)
+    service = BlobServiceClient.from_connection_string(account)
+    endpoint = service.primary_endpoint
+    expiry = datetime.now(UTC) + ttl
+    settings = Settings()
+    urls: dict[Store, str] = {
+        "inputs": settings.inputs_url,
+        "work": settings.work_url,
+        "outputs": settings.outputs_url,
+    }
+    env: dict[str, str] = {}
+    for store, permission in grants.items():
+        sas = generate_container_sas(
+            str(service.account_name),
+            blob_location(urls[store]).container,
+            account_key=key,
+            permission=permission,
+            expiry=expiry,
+            # Never sent in clear where the account speaks TLS (Azurite speaks plain HTTP).
+            protocol="https" if endpoint.startswith("https://") else "https,http",
+        )
+        mask_secret(sas)
+        env[url_variable(store)] = urls[store]
+        env[credential_variable(store)] = f"BlobEndpoint={endpoint};SharedAccessSignature={sas}"
+    return env
+
+
+def _grants(step: str) -> Mapping[Store, str]:
+    try:
+        return GRANTS[step]
+    except KeyError:
+        raise ValueError(
+            f"no storage grants for step {step!r}; known: {', '.join(GRANTS)}"
+        ) from None
+
+
+def _account_connection_string(conn_id: str) -> str:
+    secret = Connection.get(conn_id).extra_dejson.get("connection_string")
+    if not secret:
+        raise AirflowFailException(
+            f"connection {conn_id!r} has no `connection_string` in its extras"
+        )
+    mask_secret(secret)
+    return str(secret)

@@ -1,0 +1,1 @@
+"""Kubernetes launcher: steps as pods, scoring as an MPIJob (Kubeflow MPI Operator)."""

@@ -1,0 +1,127 @@
+"""What every videostyle pod shares, and the KubernetesPodOperator arguments of a step pod.
+
+Pods run the worker image (images/worker) as its unprivileged user, on a read-only root
+filesystem: the step's scratch and /tmp are emptyDirs, every capability is dropped, and no
+service account token is mounted (no step calls the Kubernetes API). Storage credentials
+arrive only as env from the try's Secret (see step_pod_operator.py and the MPIJob operator).
+"""
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from kubernetes.client import models as k8s
+
+from videostyle_airflow.kubernetes.config import KubernetesConfig, Placement, Resources
+
+# The worker image's user: mpiuser, uid and gid 1000 (images/worker/Dockerfile).
+IMAGE_USER_ID = 1000
+SCRATCH_DIR = "/scratch"
+TMP_DIR = "/tmp"  # noqa: S108 (an emptyDir of the pod's own, not a shared /tmp)
+GPU_RESOURCE = "nvidia.com/gpu"
+APP_NAME = "videostyle"
+# Time the MPI Operator or the kubelet gets to stop a step that overran, and Airflow to see
+# it, before the task's own execution_timeout strikes.
+DEADLINE_MARGIN = timedelta(minutes=5)
+
+
+def cli_command(step: str, args: Sequence[str]) -> list[str]:
+    """The step's command line, the same as everywhere: `python -m videostyle STEP ARGS`.
+
+    Given as the container's args, so the image's entrypoint (tini) stays PID 1 in front.
+    """
+    return ["python", "-m", "videostyle", step, *args]
+
+
+def labels(component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/component": component}
+
+
+def env_vars(config: KubernetesConfig) -> dict[str, str]:
+    """The non-secret settings of every step: the configured ones, and where scratch lives."""
+    return {**config.env, "VIDEOSTYLE_SCRATCH_DIR": SCRATCH_DIR}
+
+
+def active_deadline_seconds(execution_timeout: timedelta | None) -> int:
+    """A deadline for the pods strictly under the task's execution_timeout."""
+    if execution_timeout is None:
+        raise ValueError("a Kubernetes step needs an execution_timeout to bound its pods")
+    margin = min(DEADLINE_MARGIN, execution_timeout / 10)
+    seconds = int((execution_timeout - margin).total_seconds())
+    if seconds < 1:
+        raise ValueError(f"execution_timeout {execution_timeout} is too short for a pod")
+    return seconds
+
+
+def pod_security_context() -> k8s.V1PodSecurityContext:
+    return k8s.V1PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=IMAGE_USER_ID,
+        run_as_group=IMAGE_USER_ID,
+        fs_group=IMAGE_USER_ID,  # the emptyDirs are the user's
+        seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def container_security_context() -> k8s.V1SecurityContext:
+    return k8s.V1SecurityContext(
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        capabilities=k8s.V1Capabilities(drop=["ALL"]),
+    )
+
+
+def scratch_volumes(config: KubernetesConfig) -> list[k8s.V1Volume]:
+    return [
+        k8s.V1Volume(
+            name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=config.scratch_size)
+        ),
+        k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit="1Gi")),
+    ]
+
+
+def scratch_mounts() -> list[k8s.V1VolumeMount]:
+    return [
+        k8s.V1VolumeMount(name="scratch", mount_path=SCRATCH_DIR),
+        k8s.V1VolumeMount(name="tmp", mount_path=TMP_DIR),
+    ]
+
+
+def resources(spec: Resources, *, gpus: int = 0) -> k8s.V1ResourceRequirements:
+    """Requests and limits; GPUs are limits only (Kubernetes makes the request equal)."""
+    limits: dict[str, str] = {name: amount for name, amount in spec.limits.items()}
+    if gpus:
+        limits[GPU_RESOURCE] = str(gpus)
+    return k8s.V1ResourceRequirements(requests=dict(spec.requests), limits=limits or None)
+
+
+def tolerations(placement: Placement) -> list[k8s.V1Toleration]:
+    return [k8s.V1Toleration(**t.model_dump(exclude_none=True)) for t in placement.tolerations]
+
+
+def step_pod_arguments(config: KubernetesConfig, step: str) -> dict[str, Any]:
+    """KubernetesPodOperator's arguments for a step pod, but its `arguments` (the CLI) and its
+    deadline (from the task's execution_timeout, see StepPodOperator)."""
+    placement = config.launcher_placement
+    return {
+        "kubernetes_conn_id": config.kubernetes_conn_id,
+        "namespace": config.namespace,
+        "image": config.image,
+        "image_pull_policy": config.image_pull_policy,
+        "name": f"{APP_NAME}-{step}",
+        "labels": labels(step),
+        "env_vars": env_vars(config),
+        "container_resources": resources(config.step_resources),
+        "volumes": scratch_volumes(config),
+        "volume_mounts": scratch_mounts(),
+        "security_context": pod_security_context(),
+        "container_security_context": container_security_context(),
+        "service_account_name": config.service_account,
+        "automount_service_account_token": False,
+        "node_selector": dict(placement.node_selector),
+        "tolerations": tolerations(placement),
+        "startup_timeout_seconds": config.startup_timeout_seconds,
+        "poll_interval": config.poll_interval_seconds,
+        "deferrable": config.deferrable,
+        "on_finish_action": "delete_pod",
+    }
