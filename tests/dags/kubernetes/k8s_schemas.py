@@ -3,7 +3,7 @@
 - Core objects (Pod, Secret): the official OpenAPI schemas for Kubernetes 1.36 (the version
   of the `kubernetes` client 36 the provider pins), strict: unknown fields are errors
   (`kubernetes-validate`).
-- MPIJobs: the CRD's openAPIV3Schema (../shared/k8s/kubeflow.org_mpijobs.yaml), unknown
+- MPIJobs: the CRD's openAPIV3Schema (kubeflow.org_mpijobs.yaml beside this file), unknown
   fields made errors as the API server's strict field validation makes them; plus the MPI
   Operator's own validation (pkg/apis/kubeflow/validation), whose rules the schema does not
   carry (value sets, the launcher's single replica, worker hostnames as DNS labels); plus each
@@ -20,9 +20,7 @@ import kubernetes_validate
 import yaml
 
 KUBERNETES_VERSION = "1.36"
-ROOT = Path(__file__).resolve().parents[3]
-# shared/ sits beside the repository (CI clones the repository next to it).
-MPIJOB_CRD = ROOT.parent / "shared" / "k8s" / "kubeflow.org_mpijobs.yaml"
+MPIJOB_CRD = Path(__file__).with_name("kubeflow.org_mpijobs.yaml")
 # The CRD leaves metadata to the API server, which reads it as an ObjectMeta; these are the
 # fields a manifest may set.
 OBJECT_META = {
