@@ -1,5 +1,6 @@
 """Real services for the suite: Azurite (Azure Blob Storage emulator from npm) on a free port."""
 
+import os
 import socket
 import subprocess
 import time
@@ -31,8 +32,11 @@ def azurite_connection_string(port: int) -> str:
     )
 
 
-def start_azurite(port: int, location: Path) -> subprocess.Popen[bytes]:
-    """Azurite serving blobs from `location` on 127.0.0.1:`port`, once it accepts connections."""
+def start_azurite(
+    port: int, location: Path, *, accounts: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Azurite serving blobs from `location` on 127.0.0.1:`port`, once it accepts connections;
+    `accounts` ("name:key;...") replaces the development account."""
     if not AZURITE.exists():
         pytest.fail(f"{AZURITE} is missing: run `make test` (it runs npm ci) or `npm ci`")
     proc = subprocess.Popen(
@@ -51,6 +55,7 @@ def start_azurite(port: int, location: Path) -> subprocess.Popen[bytes]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, **({"AZURITE_ACCOUNTS": accounts} if accounts else {})},
     )
     deadline = time.monotonic() + 30
     while True:
