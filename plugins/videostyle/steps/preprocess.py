@@ -165,6 +165,11 @@ def _inspect(
         raise BadInputError(
             f"{video!r} is {info.width}x{info.height}, over the {settings.max_pixels}-pixel limit"
         )
+    if info.width % 2 or info.height % 2:
+        raise BadInputError(
+            f"{video!r} is {info.width}x{info.height}: odd sides cannot be carried by the H.264 "
+            "4:2:0 output without cropping or padding, which is not supported yet"
+        )
     if not info.constant_frame_rate:
         gaps = [b - a for a, b in pairwise(info.frame_times)]
         raise BadInputError(

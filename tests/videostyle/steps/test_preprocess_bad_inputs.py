@@ -77,6 +77,24 @@ def variable_rate(folder: Path) -> Path:
     return path
 
 
+def odd_sides(folder: Path) -> Path:
+    path = folder / "odd.mkv"
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25:duration=0.2",
+        "-vf",
+        "scale=65:49",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv444p",
+        str(path),
+    )
+    return path
+
+
 def index_at_end_cut(folder: Path) -> Path:
     whole = make_clip(folder / "whole.mp4", frames=10)
     cut = folder / "cut.mp4"
@@ -108,6 +126,7 @@ def audio_only(folder: Path) -> Path:
         (truncated, r"'uploads/truncated.mp4' is truncated: its index lists 50 frames, \d+ are"),
         (corrupted, r"'uploads/whole.mp4' is corrupt or truncated: \d+ of its 50 frames decode"),
         (index_at_end_cut, "not a readable video"),
+        (odd_sides, r"is 65x49: odd sides cannot be carried"),
         (variable_rate, r"variable frame rate \(frames 33.0 to 67.0 ms apart\)"),
         (empty, r"is empty \(0 bytes\)"),
         (not_media, "not a readable video"),
