@@ -8,12 +8,13 @@ STYLE ?= starry-night
 RANKS ?= 2
 OUT ?= build/k8s
 
-.PHONY: help demo test lint format typecheck k8s-manifests system deps clean
+.PHONY: help demo test bench lint format typecheck k8s-manifests system deps clean
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make demo [VIDEO=path.mp4] [STYLE=name] [RANKS=n]   style a video end to end through Airflow"
 	@echo "make test                                          the whole suite"
+	@echo "make bench [OUT=file.json]                         speed here, against the anchors (~10 min)"
 	@echo "make k8s-manifests [OUT=folder]                    the Kubernetes objects of a sample run, as YAML"
 	@echo "make lint | format | typecheck"
 
@@ -37,6 +38,12 @@ deps: system $(BIN)/.installed node_modules/.installed
 
 test: deps
 	$(BIN)/python -m pytest
+
+# Model alone, scoring step, whole pipeline and the anchors on generated clips; a table, and
+# every figure as JSON.
+bench: OUT = bench/results/latest.json
+bench: deps
+	PYTHONPATH=plugins $(BIN)/python -m bench --out "$(OUT)"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

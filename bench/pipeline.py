@@ -1,0 +1,103 @@
+"""The scoring step and the whole pipeline on a real clip, through the real command lines:
+`mpirun -n N python -m mpi4py -m videostyle score` against a local-folder store (the job
+preprocessed by the library first), and `python -m videostyle run` for all four steps."""
+
+import json
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import proc
+from videostyle.defaults import BUILTIN_MODEL, DEFAULT_CRF
+from videostyle.launch import step_argv
+from videostyle.settings import Settings
+from videostyle.steps.preprocess import preprocess
+from videostyle.storage import Stores
+
+JOB = "bench"
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str  # BUILTIN_MODEL or a TransformerNet checkpoint's path
+    style: str | None
+    ranks: int
+    compile: str  # VIDEOSTYLE_COMPILE: on, off or auto
+
+
+def score(clip: Path, job: Job, workdir: Path) -> dict[str, Any]:
+    """Time the scoring step alone; its ranks' own figures come from its timing record."""
+    root = workdir / f"score-{uuid.uuid4().hex[:8]}"
+    urls = {
+        "inputs_url": str(clip.parent),
+        "work_url": str(root / "work"),
+        "outputs_url": str(root / "outputs"),
+        "scratch_dir": str(root / "scratch"),
+    }
+    settings = Settings.model_validate(urls)
+    stores = Stores(settings)
+    plan = preprocess(
+        stores,
+        settings,
+        video=clip.name,
+        job_id=JOB,
+        model=job.model,
+        style=job.style,
+        strength=1.0,
+        crf=DEFAULT_CRF,
+        ranks=job.ranks,
+    )
+    environ = proc.env(
+        {f"VIDEOSTYLE_{key.upper()}": value for key, value in urls.items()}
+        | {"VIDEOSTYLE_COMPILE": job.compile}
+    )
+    ran = proc.run(step_argv("score", ["--job", JOB], ranks=job.ranks), environ)
+    timings = json.loads(stores.work.read_bytes(plan.timing_name("score")))
+    ranks = timings["ranks"]
+    frames = plan.frame_count
+    stream_s = max(r["stream_seconds"] for r in ranks)
+    return {
+        "frames": frames,
+        "compiled": timings["compiled"],
+        "batch": timings["batch"],
+        "step_s": round(ran.wall_s, 2),
+        "step_fps": frames / ran.wall_s,
+        "stream_s": stream_s,
+        "stream_fps": frames / stream_s,
+        "warmup_s": max(r["warmup_seconds"] for r in ranks),
+        "model_share": sum(r["model_seconds"] for r in ranks)
+        / sum(r["stream_seconds"] for r in ranks),
+        "cpu_s_per_frame": ran.cpu_s / frames,
+        "peak_rss_mb": [r["peak_rss_mb"] for r in ranks],
+        "ffmpeg_cpu_share": sum(r["ffmpeg_cpu_seconds"] for r in ranks)
+        / sum(r["ffmpeg_cpu_seconds"] + r["cpu_seconds"] for r in ranks),
+    }
+
+
+def whole(clip: Path, job: Job, workdir: Path) -> dict[str, Any]:
+    """Time `videostyle run`: preprocess, score, stitch and publish, one process each."""
+    output = workdir / f"run-{uuid.uuid4().hex[:8]}.mp4"
+    argv = [sys.executable, "-m", "videostyle", "run", str(clip), str(output)]
+    argv += ["--ranks", str(job.ranks)]
+    argv += ["--style", job.style] if job.style else []
+    argv += ["--model", job.model] if job.model != BUILTIN_MODEL else []
+    # Scratch of its own: `run` always names its job "local".
+    environ = proc.env(
+        {
+            "VIDEOSTYLE_COMPILE": job.compile,
+            "VIDEOSTYLE_SCRATCH_DIR": str(output.with_suffix(".scratch")),
+        }
+    )
+    ran = proc.run(argv, environ)
+    report = json.loads(ran.stdout.strip().splitlines()[-1])
+    frames = int(report["frames"])
+    return {
+        "frames": frames,
+        "wall_s": round(ran.wall_s, 2),
+        "fps": frames / ran.wall_s,
+        "cpu_s_per_frame": ran.cpu_s / frames,
+        "steps_s": {step: t["seconds"] for step, t in report["timings"].items()},
+        "output": output,
+    }

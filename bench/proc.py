@@ -1,0 +1,41 @@
+"""Subprocesses of the benchmark: their environment, and the wall and CPU time they take."""
+
+import os
+import resource
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from videostyle.launch import step_env
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A step's environment (the library importable), with the benchmark importable too."""
+    environ = step_env(extra)
+    environ["PYTHONPATH"] = os.pathsep.join((str(ROOT), environ["PYTHONPATH"]))
+    return environ
+
+
+class Ran(NamedTuple):
+    wall_s: float
+    cpu_s: float  # of the process and all its descendants (ranks, ffmpeg)
+    stdout: str
+
+
+def run(argv: Sequence[str], environ: dict[str, str], *, timeout: float = 900) -> Ran:
+    """Run to completion, or raise with the end of its stderr."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(
+        list(argv), env=environ, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Ran(wall, cpu, done.stdout)

