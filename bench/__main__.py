@@ -19,6 +19,7 @@ from bench.media import make_clip, stand_in_checkpoint
 from bench.model_only import Case, flops_per_frame, grid
 from bench.quality import fp32_reference, psnr_between
 from videostyle.defaults import BUILTIN_MODEL
+from videostyle.steps.score import can_compile
 
 SECTIONS = ("model", "pipeline", "anchors")
 TN = "transformer_net"
@@ -31,7 +32,7 @@ CASE_SECONDS = 3.0  # timed per model-only case, after its warm-up
 CASE_BUDGET_S = 20.0  # a case predicted to take longer is skipped (large bf16 batches here)
 
 
-def model_cases() -> list[Case]:
+def model_cases(compiled: bool) -> list[Case]:
     cases = [
         Case(model, width, height, precision, batch)
         for model in (BUILTIN_MODEL, TN)
@@ -41,14 +42,15 @@ def model_cases() -> list[Case]:
     ]
     # What long videos get on CPU (compiled, fp32, batch 1), and the scoring step's layouts
     # (ranks x threads): the model-only figures its pipeline figures are measured against.
-    return [
-        *cases,
-        Case(BUILTIN_MODEL, 640, 360, "fp32", 1, compiled=True),
-        Case(BUILTIN_MODEL, 1280, 720, "fp32", 1, compiled=True),
-        Case(BUILTIN_MODEL, 640, 360, "fp32", 1, processes=2),
-        Case(BUILTIN_MODEL, 640, 360, "fp32", 1, compiled=True, processes=2),
-        Case(TN, 640, 360, "fp32", 1, compiled=True, processes=2),
-    ]
+    cases.append(Case(BUILTIN_MODEL, 640, 360, "fp32", 1, processes=2))
+    if compiled:
+        cases += [
+            Case(BUILTIN_MODEL, 640, 360, "fp32", 1, compiled=True),
+            Case(BUILTIN_MODEL, 1280, 720, "fp32", 1, compiled=True),
+            Case(BUILTIN_MODEL, 640, 360, "fp32", 1, compiled=True, processes=2),
+            Case(TN, 640, 360, "fp32", 1, compiled=True, processes=2),
+        ]
+    return cases
 
 
 def _progress(kind: str) -> Callable[[dict[str, Any]], None]:
@@ -73,7 +75,7 @@ def run_model_only(cpu: Cpu, checkpoint: Path) -> dict[str, Any]:
         for w, h in SIZES
     }
     rows = grid(
-        model_cases(),
+        model_cases(can_compile()),
         checkpoint,
         cores=cpu.cores,
         seconds=CASE_SECONDS,
@@ -103,11 +105,12 @@ def run_model_only(cpu: Cpu, checkpoint: Path) -> dict[str, Any]:
 
 def run_pipeline(clip: Path, long_clip: Path, work: Path) -> dict[str, Any]:
     """The scoring step: compiled on 1 and 2 ranks, eager, and on a clip 4x as long."""
+    mode, label = ("on", "compiled") if can_compile() else ("off", "eager")
     runs = [
-        ("compiled, 1 rank", 1, "on", clip),
-        ("compiled, 2 ranks", 2, "on", clip),
+        (f"{label}, 1 rank", 1, mode, clip),
+        (f"{label}, 2 ranks", 2, mode, clip),
         ("eager, 2 ranks", 2, "off", clip),
-        (f"compiled, 2 ranks, {LONG_FACTOR}x clip", 2, "on", long_clip),
+        (f"{label}, 2 ranks, {LONG_FACTOR}x clip", 2, mode, long_clip),
     ]
     rows = []
     for name, ranks, compile_, source in runs:
@@ -152,13 +155,9 @@ def run_anchors(
 
 
 def _ours(model: str, style: str | None) -> list[tuple[str, pipeline.Job]]:
-    return [
-        (name, pipeline.Job(model, style, ranks=2, compile=compile_))
-        for name, compile_ in (
-            ("videostyle run (default)", "auto"),
-            ("videostyle run, compiled", "on"),
-        )
-    ]
+    configs = [("videostyle run (default)", "auto")]
+    configs += [("videostyle run, compiled", "on")] if can_compile() else []
+    return [(name, pipeline.Job(model, style, ranks=2, compile=c)) for name, c in configs]
 
 
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
@@ -210,6 +209,8 @@ def main() -> None:
         "machine": cpu.facts() | environment(),
     }
     print("\n".join(cpu.explain()), flush=True)
+    if not can_compile():
+        print("no C++ compiler (g++ or $CXX): torch.compile's figures are left out", flush=True)
     with tempfile.TemporaryDirectory(prefix="videostyle-bench-") as tmp:
         work = Path(tmp)
         clip = make_clip(work / "clip-4s.mp4", frames=CLIP_FRAMES)

@@ -57,17 +57,17 @@ def pick_device(setting: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank % gpus)
 
 
+def can_compile() -> bool:
+    """Inductor builds CPU kernels with a C++ compiler, which slim images may lack."""
+    return shutil.which(os.environ.get("CXX", "g++")) is not None
+
+
 def should_compile(setting: str, device: torch.device, pixels: int) -> bool:
     """Whether to torch.compile for a rank with `pixels` of frames to style."""
     if setting != "auto":
         return setting == "on"
     # On CUDA a frame takes milliseconds: compiling is unmeasured there and left to "on".
-    # Inductor builds CPU kernels with a C++ compiler, which slim images may lack.
-    return (
-        device.type == "cpu"
-        and pixels >= COMPILE_MIN_PIXELS
-        and shutil.which(os.environ.get("CXX", "g++")) is not None
-    )
+    return device.type == "cpu" and pixels >= COMPILE_MIN_PIXELS and can_compile()
 
 
 def score(
