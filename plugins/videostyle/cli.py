@@ -92,8 +92,15 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
         from videostyle.steps.score import score
 
         world = MPI.COMM_WORLD
-        local = world.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
-        score(stores, settings, job_id=args.job, comm=world, local_ranks=local)
+        local = world.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks sharing this machine
+        score(
+            stores,
+            settings,
+            job_id=args.job,
+            comm=world,
+            local_ranks=local.Get_size(),
+            local_rank=local.Get_rank(),
+        )
     elif args.step == "stitch":
         from videostyle.steps.stitch import stitch
 
