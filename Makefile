@@ -8,22 +8,27 @@ STYLE ?= starry-night
 RANKS ?= 2
 OUT ?= build/k8s
 
-.PHONY: help demo test bench lint format typecheck k8s-manifests system deps clean
+.PHONY: help demo up down test bench lint format typecheck k8s-manifests system deps clean
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make demo [VIDEO=path.mp4] [STYLE=name] [RANKS=n]   style a video end to end through Airflow"
+	@echo "make up | down                                     the pipeline as a live service: UI on 127.0.0.1:8080"
 	@echo "make test                                          the whole suite"
 	@echo "make bench [OUT=file.json]                         speed here, against the anchors (~10 min)"
 	@echo "make k8s-manifests [OUT=folder]                    the Kubernetes objects of a sample run, as YAML"
 	@echo "make lint | format | typecheck"
 
-# ffmpeg/ffprobe from Debian when absent (the MPI runtime comes from the mpich wheel).
+# Debian's packages when absent: ffmpeg, PostgreSQL (the live service's metadata database) and
+# Chromium (the UI tests' browser). The MPI runtime comes from the mpich wheel.
+SYSTEM_PACKAGES := ffmpeg postgresql chromium
 system:
-	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
-	  echo "installing ffmpeg"; \
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing" $$missing; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq ffmpeg; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +60,13 @@ format: $(BIN)/.installed
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy plugins dags
+
+# The live service: Azurite, PostgreSQL and Airflow's four components, all on 127.0.0.1.
+up: deps
+	$(BIN)/python scripts/live_service.py up
+
+down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/live_service.py down; fi
 
 demo: deps
 	$(BIN)/python scripts/demo.py --style "$(STYLE)" --ranks "$(RANKS)" $(if $(VIDEO),--video "$(VIDEO)")

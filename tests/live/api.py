@@ -1,0 +1,78 @@
+"""A small client of the live service's REST API v2, as a script or a person's tools use it."""
+
+import time
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+TERMINAL = {"success", "failed"}
+
+
+class AirflowApi:
+    def __init__(self, url: str, *, username: str, password: str) -> None:
+        self.url = url
+        token = httpx.post(
+            f"{url}/auth/token", json={"username": username, "password": password}, timeout=30
+        ).raise_for_status()
+        self.client = httpx.Client(
+            base_url=f"{url}/api/v2",
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+            timeout=60,
+        )
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.client.get(path, params=params).raise_for_status().json()
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> httpx.Response:
+        """POST a run; the raw response, so a test can read a refusal."""
+        return self.client.post(
+            f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf}
+        )
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return list(self.get(f"/dags/{dag_id}/dagRuns", limit=100)["dag_runs"])
+
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"))
+
+    def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+        found = self.get(f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances")
+        return {ti["task_id"]: ti for ti in found["task_instances"]}
+
+    def log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        """The task try's log as text lines (the API's structured log, message and fields)."""
+        path = (
+            f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}"
+            f"/logs/{try_number}"
+        )
+        content = self.get(path, full_content=True)["content"]
+        lines = []
+        for entry in content:
+            if isinstance(entry, dict):
+                lines.append(str(entry.get("event", "")))
+            else:
+                lines.append(str(entry))
+        return "\n".join(lines)
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        run = quote(run_id, safe="")
+        path = f"/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}/xcomEntries/{key}"
+        return self.get(path, deserialize=True)["value"]
+
+    def wait_for_run(
+        self, dag_id: str, run_id: str, *, timeout_s: float, states: set[str] = TERMINAL
+    ) -> dict[str, Any]:
+        """Poll the run until it reaches one of `states` (bounded: fails past `timeout_s`)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            run = self.run(dag_id, run_id)
+            if run["state"] in states:
+                return run
+            if time.monotonic() > deadline:
+                tis = self.task_instances(dag_id, run_id)
+                raise AssertionError(
+                    f"{dag_id} {run_id} still {run['state']} after {timeout_s:.0f} s: "
+                    + ", ".join(f"{t}={ti['state']}" for t, ti in tis.items())
+                )
+            time.sleep(1)

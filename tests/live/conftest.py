@@ -1,0 +1,38 @@
+"""The live service for these tests, started as `make up` starts it, on free ports in a folder
+of its own, and stopped at the end of the session."""
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from scripts.live_service import LiveService, free_port
+from tests.live.api import AirflowApi
+
+
+@pytest.fixture(scope="session")
+def live_service() -> Iterator[LiveService]:
+    # Not under pytest's tmp folder: PostgreSQL's own user must be able to reach its data.
+    home = Path(tempfile.mkdtemp(prefix="videostyle-live-"))
+    service = LiveService(
+        home=home, api_port=free_port(), blob_port=free_port(), db_port=free_port()
+    )
+    service.up()
+    try:
+        yield service
+    finally:
+        stopped = service.down()
+        assert "scheduler" in stopped, stopped
+
+
+@pytest.fixture(scope="session")
+def api(live_service: LiveService) -> AirflowApi:
+    login = live_service.login()
+    return AirflowApi(live_service.url, username=login["username"], password=login["password"])
+
+
+@pytest.fixture(scope="session")
+def blob_service(live_service: LiveService) -> BlobServiceClient:
+    return BlobServiceClient.from_connection_string(live_service.blob_connection_string)
