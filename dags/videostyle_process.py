@@ -6,21 +6,58 @@ their data over through blob storage. Triggered by videostyle_watch, or by hand 
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, Param, chain
+from airflow.sdk import DAG, Param, chain, get_current_context, task
 
 from videostyle.defaults import DEFAULT_CRF, DEFAULT_RANKS, DEFAULT_STYLE
-from videostyle_airflow.config import MAX_ACTIVE_RUNS, OWNER, PROCESS_DAG_ID, SCORING_POOL
+from videostyle.models.styles import STYLE_NAMES, style_pattern
+from videostyle_airflow.claims import record_run_claim
+from videostyle_airflow.config import (
+    MAX_ACTIVE_RUNS,
+    OWNER,
+    PROCESS_DAG_ID,
+    SCORING_POOL,
+    WATCH_DAG_ID,
+    inputs_location,
+    outputs_location,
+)
 from videostyle_airflow.ids import job_id_for_run
 from videostyle_airflow.launchers import step_task
+from videostyle_airflow.publication import PUBLISHED_VIDEOS
 
 # Rendered per task from the run id: every try of every task of a run names the same job,
 # so a retried score resumes from the units already finished.
 JOB = "{{ run_id | job_id }}"
 
+DOC_MD = f"""
+### Style one video
+
+**Trigger** (top right) and fill the form:
+
+- **Video**: the blob's name in **`{inputs_location().url}`**, e.g. `clip.mp4` or
+  `shoots/day1/clip.mov`. Upload it first (Azure portal, `az storage blob upload`, Storage
+  Explorer); uploads there are styled in the default style anyway by `{WATCH_DAG_ID}`.
+- **Style**: a name or index of the built-in model, or a blend like `scream:1,starry-night:3`:
+  {", ".join(f"{i} {name}" for i, name in enumerate(STYLE_NAMES))}.
+- **Strength** 0..1 (0 keeps the input), **Ranks** (MPI processes scoring in parallel), **CRF**.
+
+**Watch it**: the grid shows each step; the `score` task's log prints each rank's and the
+job's frames done / total, frames/s and ETA at least every 10 s.
+
+**The result**: `{outputs_location().url}/<video>/<style>.mp4`, with a preview `.png` (source |
+styled) and the report `.json` (written last). The `publish` task's links **Styled video**,
+**Preview** and **Report** open them in the browser; the Assets view lists every styled video.
+
+**When it fails**: a bad input or parameter fails for good with the reason as the task's error
+(XCom `failure`; the input's quarantine report is in the work container); anything else is
+retried, and a retried `score` redoes only the units not finished.
+"""
+
 with DAG(
     dag_id=PROCESS_DAG_ID,
     description="Stylize one video from the inputs container into the outputs container",
     schedule=None,
+    # On from the start: it runs only when triggered, and a paused DAG's runs never start.
+    is_paused_upon_creation=False,
     max_active_runs=MAX_ACTIVE_RUNS,
     dagrun_timeout=timedelta(hours=6),
     tags=["videostyle", "video"],
@@ -40,6 +77,8 @@ with DAG(
         "style": Param(
             DEFAULT_STYLE,
             type="string",
+            # The form and the REST API refuse a style that does not exist before a run starts.
+            pattern=style_pattern(),
             title="Style",
             description="A style name or index of the built-in model, or a blend like 3:0.5,19:0.5",
         ),
@@ -68,8 +107,16 @@ with DAG(
             description="H.264 constant rate factor of the output: lower is better and larger",
         ),
     },
-    doc_md=__doc__,
+    doc_md=DOC_MD,
 ) as dag:
+
+    @task(execution_timeout=timedelta(minutes=5))
+    def record_claim() -> None:
+        """Claim the video's current version for this run, however it was started (by hand
+        too): the watch then never processes that version again."""
+        context = get_current_context()
+        record_run_claim(video=context["params"]["video"], run_id=context["run_id"])
+
     preprocess = step_task(
         "preprocess",
         task_id="preprocess",
@@ -104,6 +151,11 @@ with DAG(
         "stitch", task_id="stitch", args=["--job", JOB], execution_timeout=timedelta(minutes=30)
     )
     publish = step_task(
-        "publish", task_id="publish", args=["--job", JOB], execution_timeout=timedelta(minutes=15)
+        "publish",
+        task_id="publish",
+        args=["--job", JOB],
+        execution_timeout=timedelta(minutes=15),
+        # Each published video becomes an asset of its own, its report's figures in the event.
+        outlets=[PUBLISHED_VIDEOS],
     )
-    chain(preprocess, score, stitch, publish)
+    chain(record_claim(), preprocess, score, stitch, publish)

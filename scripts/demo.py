@@ -95,33 +95,6 @@ def make_sample(path: Path) -> Path:
     return path
 
 
-def preview(source: Path, styled: Path, png: Path, at_s: float) -> None:
-    """Input frame | stylized frame, side by side."""
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-ss",
-            f"{at_s:.3f}",
-            "-i",
-            str(source),
-            "-ss",
-            f"{at_s:.3f}",
-            "-i",
-            str(styled),
-            "-filter_complex",
-            "[0:v][1:v]hstack=inputs=2",
-            "-frames:v",
-            "1",
-            str(png),
-        ],
-        check=True,
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--video", type=Path, help="your own video (default: a generated clip)")
@@ -197,8 +170,7 @@ def main() -> None:
         styled = stores.outputs.download(report["output"], DEMO / "output" / report["output"])
         if sha256_of(styled) != report["sha256"]:
             raise SystemExit(f"{styled} does not match its report's SHA-256")
-        png = styled.with_suffix(".png")
-        preview(source, styled, png, at_s=report["duration_s"] / 2)
+        png = stores.outputs.download(report["preview"], DEMO / "output" / report["preview"])
     finally:
         azurite.terminate()
         azurite.wait()

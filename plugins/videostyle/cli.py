@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from videostyle.defaults import BUILTIN_MODEL, DEFAULT_CRF, DEFAULT_RANKS, DEFAULT_STYLE
-from videostyle.errors import BadInputError, VideostyleError
+from videostyle.errors import FAILURE_FORMAT, BadInputError, VideostyleError, one_line
 from videostyle.settings import Settings
 from videostyle.storage import Stores
 
@@ -121,6 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _dispatch(args, Settings())
     except VideostyleError as exc:
-        log.error("%s failed: %s", args.step, exc)
+        log.error(FAILURE_FORMAT, args.step, one_line(exc))
         return exc.exit_code
     return 0

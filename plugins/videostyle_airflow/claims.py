@@ -4,9 +4,14 @@ Sensors only say that blobs exist. A create-only upload (`If-None-Match: *`) of 
 the work container is atomic in Blob Storage, so of any number of watch runs exactly one
 creates it; the rest get 409 and leave the video alone. The marker records the version it
 claimed: the same bytes uploaded again are not new, other bytes under the same name are.
+
+Every path that processes a video version leaves its claim: the watch's runs claim before
+starting a process run, and a process run records its own claim first thing (a run started
+by hand included), so intake never processes that version again.
 """
 
 import json
+import logging
 from typing import Any
 
 from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
@@ -14,9 +19,17 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 from azure.storage.blob import BlobProperties
 
-from videostyle_airflow.config import BlobLocation
+from videostyle_airflow.config import (
+    BLOB_CONN_ID,
+    PROCESS_DAG_ID,
+    BlobLocation,
+    inputs_location,
+    work_location,
+)
 
 CLAIMS_DIR = "claims/"
+
+log = logging.getLogger(__name__)
 
 
 def claim_marker_name(work: BlobLocation, video: str) -> str:
@@ -30,20 +43,21 @@ def blob_version(blob: BlobProperties) -> str:
     return bytes(md5).hex() if md5 else str(blob.etag).strip('"')
 
 
-def claim(hook: WasbHook, work: BlobLocation, *, video: str, version: str, claimant: str) -> bool:
-    """Create or take over the video's claim marker; True if this claimant holds `version`."""
+def _put_claim(
+    hook: WasbHook, work: BlobLocation, *, video: str, version: str, claimant: str
+) -> str | None:
+    """Create the video's marker, or take it over from another version; the claimant of the
+    marker that stands for `version`, None if another claimant took the marker meanwhile."""
     marker = hook.get_conn().get_blob_client(work.container, claim_marker_name(work, video))
     body = json.dumps({"video": video, "version": version, "claimant": claimant}).encode()
     try:
         marker.upload_blob(body, overwrite=False)
-        return True
+        return claimant
     except ResourceExistsError:
         held = marker.download_blob()
         existing: dict[str, Any] = json.loads(held.readall())
     if existing.get("version") == version:
-        # Our own earlier write also answers 409: a retried claim task, or a create whose
-        # response was lost (azure-sdk-for-python#19486). Those must not lose the video.
-        return bool(existing.get("claimant") == claimant)
+        return str(existing.get("claimant"))
     try:  # a new version: take the marker over unless another claimant just did
         marker.upload_blob(
             body,
@@ -52,8 +66,15 @@ def claim(hook: WasbHook, work: BlobLocation, *, video: str, version: str, claim
             match_condition=MatchConditions.IfNotModified,
         )
     except ResourceModifiedError:
-        return False
-    return True
+        return None
+    return claimant
+
+
+def claim(hook: WasbHook, work: BlobLocation, *, video: str, version: str, claimant: str) -> bool:
+    """Create or take over the video's claim marker; True if this claimant holds `version`."""
+    # Our own earlier write also stands for `version`: a retried claim task, or a create whose
+    # response was lost (azure-sdk-for-python#19486). Those must not lose the video.
+    return _put_claim(hook, work, video=video, version=version, claimant=claimant) == claimant
 
 
 def claim_new_videos(
@@ -68,3 +89,34 @@ def claim_new_videos(
         if claim(hook, work, video=video, version=version, claimant=claimant):
             claimed.append({"video": video, "version": version})
     return claimed
+
+
+def record_claim(
+    hook: WasbHook, inputs: BlobLocation, work: BlobLocation, *, video: str, claimant: str
+) -> str | None:
+    """Claim the current version of `video` for a run that processes it whatever intake holds
+    (a run started by hand is an explicit request): the version, None if no such video is listed.
+
+    A claim that already stands for that version (the watch's, an earlier try's) is kept.
+    """
+    name = inputs.prefix + video
+    container = hook.get_conn().get_container_client(inputs.container)
+    # The version as intake's listing reports it, of a blob listed under exactly this name: a
+    # name the service would resolve elsewhere (`a/../b`) never names a marker.
+    listed = container.list_blobs(name_starts_with=name)
+    version = next((blob_version(blob) for blob in listed if blob.name == name), None)
+    if version is not None:
+        _put_claim(hook, work, video=video, version=version, claimant=claimant)
+    return version
+
+
+def record_run_claim(*, video: str, run_id: str) -> None:
+    """record_claim for the process run `run_id`, with the DAGs' connection and containers."""
+    inputs = inputs_location()
+    claimant = f"{PROCESS_DAG_ID}/{run_id}"
+    hook = WasbHook(wasb_conn_id=BLOB_CONN_ID)
+    version = record_claim(hook, inputs, work_location(), video=video, claimant=claimant)
+    if version is None:
+        log.warning("%r is not in %s: no claim to record", video, inputs.url)
+    else:
+        log.info("%r version %s is claimed: intake leaves it to %s", video, version, claimant)

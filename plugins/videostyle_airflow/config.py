@@ -16,6 +16,9 @@ BLOB_CONN_ID = "videostyle_blob"
 LAUNCHER_VARIABLE = "VIDEOSTYLE_LAUNCHER"
 # Process runs in flight at once: each scores on its own ranks, so on one machine they queue.
 MAX_ACTIVE_RUNS = int(os.environ.get("VIDEOSTYLE_MAX_ACTIVE_RUNS", "1"))
+# Seconds between two listings of the inputs container by the triggerer: the longest a new
+# upload waits to be seen, and all an idle container costs (one List Blobs call each).
+INTAKE_INTERVAL_S = float(os.environ.get("VIDEOSTYLE_INTAKE_INTERVAL_S", "10"))
 # The Airflow pool every scoring task takes a slot of: its size caps concurrent scoring (GPUs,
 # MPI jobs) across all runs. Create it with `airflow pools set videostyle_scoring N ...`.
 SCORING_POOL = "videostyle_scoring"
@@ -26,6 +29,10 @@ class BlobLocation(NamedTuple):
 
     container: str
     prefix: str
+
+    @property
+    def url(self) -> str:
+        return f"az://{self.container}/{self.prefix}".rstrip("/")
 
 
 def blob_location(url: str) -> BlobLocation:
@@ -45,3 +52,7 @@ def inputs_location() -> BlobLocation:
 
 def work_location() -> BlobLocation:
     return blob_location(Settings().work_url)
+
+
+def outputs_location() -> BlobLocation:
+    return blob_location(Settings().outputs_url)

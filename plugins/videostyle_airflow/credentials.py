@@ -3,9 +3,11 @@
 The Airflow side holds the storage account key (the wasb connection's `connection_string`);
 a step, local child or Kubernetes pod, gets only what `step_env` returns: for each store the
 step touches, its URL and a SAS connection string for that store's container, carrying just
-the permissions the step needs and expiring soon after the step's timeout.
+the permissions the step needs and expiring soon after the step's timeout. A person gets
+`blob_read_url`: one blob, read only, for a while.
 """
 
+import mimetypes
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Literal, get_args
@@ -14,7 +16,7 @@ from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.log import mask_secret
 from azure.core.utils import parse_connection_string
-from azure.storage.blob import BlobServiceClient, generate_container_sas
+from azure.storage.blob import BlobServiceClient, generate_blob_sas, generate_container_sas
 
 from videostyle.settings import Settings
 from videostyle_airflow.config import blob_location
@@ -87,15 +89,7 @@ def step_env_names(step: str) -> list[str]:
 def step_env(step: str, *, conn_id: str, ttl: timedelta) -> dict[str, str]:
     """The environment giving `step` its stores: URLs and SAS connection strings (masked)."""
     grants = _grants(step)
-    account = _account_connection_string(conn_id)
-    fields = parse_connection_string(account, case_sensitive_keys=False)
-    key = fields.get("accountkey")
-    if not key:
-        raise AirflowFailException(
-            f"connection {conn_id!r}: its connection_string has no AccountKey to sign SAS with"
-        )
-    mask_secret(key)
-    service = BlobServiceClient.from_connection_string(account)
+    service, key = _signing_account(conn_id)
     endpoint = service.primary_endpoint
     expiry = datetime.now(UTC) + ttl
     settings = Settings()
@@ -112,13 +106,54 @@ def step_env(step: str, *, conn_id: str, ttl: timedelta) -> dict[str, str]:
             account_key=key,
             permission=permission,
             expiry=expiry,
-            # Never sent in clear where the account speaks TLS (Azurite speaks plain HTTP).
-            protocol="https" if endpoint.startswith("https://") else "https,http",
+            protocol=_protocol(endpoint),
         )
         mask_secret(sas)
         env[url_variable(store)] = urls[store]
         env[credential_variable(store)] = f"BlobEndpoint={endpoint};SharedAccessSignature={sas}"
     return env
+
+
+def blob_read_url(conn_id: str, container: str, blob: str, *, ttl: timedelta) -> str:
+    """A URL reading blob `blob` of `container`, and nothing else, until `ttl` from now.
+
+    Its SAS (masked in the log) grants read on that one blob; it also sets the response's
+    type from the name and makes it inline (uploads carry no type), so that a browser shows
+    the PNG or plays the MP4 rather than saving a file.
+    """
+    service, key = _signing_account(conn_id)
+    content_type, _ = mimetypes.guess_type(blob)
+    sas = generate_blob_sas(
+        str(service.account_name),
+        container,
+        blob,
+        account_key=key,
+        permission="r",
+        expiry=datetime.now(UTC) + ttl,
+        protocol=_protocol(service.primary_endpoint),
+        content_type=content_type,
+        content_disposition="inline",
+    )
+    mask_secret(sas)
+    return f"{service.get_blob_client(container, blob).url}?{sas}"
+
+
+def _signing_account(conn_id: str) -> tuple[BlobServiceClient, str]:
+    """The account of connection `conn_id` and its key (masked), which signs every SAS."""
+    account = _account_connection_string(conn_id)
+    fields = parse_connection_string(account, case_sensitive_keys=False)
+    key = fields.get("accountkey")
+    if not key:
+        raise AirflowFailException(
+            f"connection {conn_id!r}: its connection_string has no AccountKey to sign SAS with"
+        )
+    mask_secret(key)
+    return BlobServiceClient.from_connection_string(account), str(key)
+
+
+def _protocol(endpoint: str) -> str:
+    # Never sent in clear where the account speaks TLS (Azurite speaks plain HTTP).
+    return "https" if endpoint.startswith("https://") else "https,http"
 
 
 def _grants(step: str) -> Mapping[Store, str]:

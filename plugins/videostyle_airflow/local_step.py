@@ -8,18 +8,21 @@ import signal
 import subprocess
 import threading
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from videostyle.errors import BadInputError
+from videostyle.errors import BadInputError, failure_reason
 from videostyle.launch import step_argv, step_env
-from videostyle_airflow import credentials
+from videostyle.progress import JobProgress
+from videostyle_airflow import credentials, publication
 from videostyle_airflow.config import BLOB_CONN_ID
 
 # The CLI's exit code for an unusable input: retrying cannot help.
 BAD_INPUT_EXIT_CODE = BadInputError.exit_code
+# The XCom under which a failed step leaves its reason, for the UI's XCom tab.
+FAILURE_XCOM_KEY = "failure"
 _GRACE_S = 30  # between SIGTERM and SIGKILL: time for mpirun to stop its ranks
 
 
@@ -30,14 +33,18 @@ class LocalStepOperator(BaseOperator):
     The step never sees the storage account key of the wasb connection `wasb_conn_id`: it gets
     `credentials.step_env`, short-lived SAS connection strings for just the containers and
     permissions it needs (masked in the log, never returned), and none of this process's
-    account-wide credential variables. Exit code 3 (bad input) fails the task without retries;
-    any other failure raises a retryable error.
+    account-wide credential variables. Exit code 3 (bad input or parameter) fails the task
+    without retries; any other failure raises a retryable error. A failure's message is the
+    reason the step gave (its `<step> failed: <reason>` line), also pushed to XCom under
+    FAILURE_XCOM_KEY. The step's output is copied into the task log line by line, and the
+    ranks' progress lines are summed into the whole job's (`progress job: ...`).
 
     :param step: the CLI step: preprocess, score, stitch or publish.
     :param args: the step's arguments after its name (templated).
     :param ranks: MPI processes for the step (templated; may render to a string).
     :param wasb_conn_id: the wasb connection holding the storage connection string.
-    :param returns_result_line: return the last stdout line, parsed as JSON (it goes to XCom).
+    :param returns_result_line: return the last stdout line, parsed as JSON (it goes to XCom):
+        publish's result, which its extra links open and `publication` announces.
     """
 
     template_fields: Sequence[str] = ("args", "ranks")
@@ -59,6 +66,8 @@ class LocalStepOperator(BaseOperator):
         self.ranks = ranks
         self.wasb_conn_id = wasb_conn_id
         self.returns_result_line = returns_result_line
+        if returns_result_line:  # publish's result: what it wrote, for a person to open
+            self.operator_extra_links = publication.LINKS
         self._child: subprocess.Popen[str] | None = None
 
     def execute(self, context: Context) -> Any:
@@ -79,42 +88,39 @@ class LocalStepOperator(BaseOperator):
             # Its own process group, so stopping it reaches mpirun's ranks too.
             start_new_session=True,
         )
+        output = _StepOutput(operator=self)
         try:
-            last_line = self._stream_output(self._child)
+            output.copy(self._child)
             code = self._child.wait()
         finally:
             self._stop_child()
-        if code == BAD_INPUT_EXIT_CODE:
-            raise AirflowFailException(f"{self.step}: the input is unusable (exit code {code})")
         if code != 0:
-            raise AirflowException(f"{self.step} failed with exit code {code}")
+            self._fail(context, code, output.failure)
         if not self.returns_result_line:
             return None
         try:
-            return json.loads(last_line)
+            result = json.loads(output.last_stdout_line)
         except json.JSONDecodeError as exc:
             raise AirflowException(f"{self.step} ended without a JSON result line") from exc
+        publication.announce_publication(context, result, outlets=self.outlets)
+        return result
 
     def on_kill(self) -> None:
         self._stop_child()
 
-    def _stream_output(self, child: subprocess.Popen[str]) -> str:
-        """Copy the child's stderr and stdout into the task log; return stdout's last line."""
-        assert child.stdout is not None
-        assert child.stderr is not None
-        stderr_copier = threading.Thread(target=self._log_lines, args=(child.stderr,), daemon=True)
-        stderr_copier.start()
-        last_line = ""
-        for line in child.stdout:
-            self.log.info("%s", line.rstrip("\n"))
-            if line.strip():
-                last_line = line
-        stderr_copier.join()
-        return last_line
-
-    def _log_lines(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.log.info("%s", line.rstrip("\n"))
+    def _fail(self, context: Context, code: int, reason: str | None) -> NoReturn:
+        """Fail with the step's own reason: the exception's message ends the task log."""
+        if reason is not None:
+            context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=reason)
+        if code == BAD_INPUT_EXIT_CODE:
+            raise AirflowFailException(
+                f"{self.step} failed: {reason}"
+                if reason
+                else f"{self.step}: bad input or parameter (exit code {code})"
+            )
+        raise AirflowException(
+            f"{self.step} failed with exit code {code}" + (f": {reason}" if reason else "")
+        )
 
     def _stop_child(self) -> None:
         child = self._child
@@ -128,3 +134,36 @@ class LocalStepOperator(BaseOperator):
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
+
+
+class _StepOutput:
+    """A step's stdout and stderr, copied into the task log as they come, with what they say:
+    the job's progress (summed from the ranks' lines), the failure reason, the result line."""
+
+    def __init__(self, *, operator: LocalStepOperator) -> None:
+        self._log = operator.log
+        self._progress = JobProgress()
+        self._lock = threading.Lock()  # two streams, one log and one progress
+        self.failure: str | None = None
+        self.last_stdout_line = ""
+
+    def copy(self, child: subprocess.Popen[str]) -> None:
+        """Copy both streams until the child closes them."""
+        assert child.stdout is not None
+        assert child.stderr is not None
+        stderr_copier = threading.Thread(target=self._copy, args=(child.stderr,), daemon=True)
+        stderr_copier.start()
+        self._copy(child.stdout, stdout=True)
+        stderr_copier.join()
+
+    def _copy(self, stream: IO[str], *, stdout: bool = False) -> None:
+        for line in stream:
+            text = line.rstrip("\n")
+            with self._lock:
+                self._log.info("%s", text)
+                if stdout and text.strip():
+                    self.last_stdout_line = text
+                if (reason := failure_reason(text)) is not None:
+                    self.failure = reason
+                if (job := self._progress.feed(text)) is not None:
+                    self._log.info("%s", job)

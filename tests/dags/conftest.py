@@ -10,7 +10,6 @@ fresh containers (from `blob_env`). It returns the environment for an Airflow su
 `dag.test()`.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.dags.connections import wasb_connection_uri
 
 if TYPE_CHECKING:
     from airflow.dag_processing.dagbag import DagBag
@@ -43,11 +44,6 @@ os.environ.update(
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
-
-
-def wasb_connection_uri(connection_string: str) -> str:
-    """An AIRFLOW_CONN_* value: a wasb connection holding `connection_string` in its extras."""
-    return json.dumps({"conn_type": "wasb", "extra": {"connection_string": connection_string}})
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
-from videostyle_airflow.claims import claim_marker_name, claim_new_videos
+from videostyle_airflow.claims import claim_marker_name, claim_new_videos, record_claim
 from videostyle_airflow.config import BLOB_CONN_ID, BlobLocation, inputs_location, work_location
 
 
@@ -105,3 +105,55 @@ def test_racing_claimants_claim_a_video_once(hook: WasbHook) -> None:
         )
 
     assert sorted(map(names, claims)) == [[]] * 7 + [["a.mp4"]]
+
+
+def marker_of(hook: WasbHook, work: BlobLocation, video: str) -> dict[str, str]:
+    marker = hook.download(work.container, claim_marker_name(work, video)).readall()
+    return dict(json.loads(marker))
+
+
+def test_a_run_started_by_hand_keeps_intake_off_its_version(hook: WasbHook) -> None:
+    inputs, work = inputs_location(), work_location()
+    upload_videos(hook, inputs, "a.mp4")
+
+    version = record_claim(hook, inputs, work, video="a.mp4", claimant="process/manual__1")
+
+    assert version == hashlib.md5(b"not really a video").hexdigest()  # noqa: S324
+    assert marker_of(hook, work, "a.mp4")["claimant"] == "process/manual__1"
+    assert claim_new_videos(hook, inputs, work, claimant="watch/run-1") == []
+    upload_videos(hook, inputs, "a.mp4", content=b"the director's cut")
+    assert names(claim_new_videos(hook, inputs, work, claimant="watch/run-2")) == ["a.mp4"]
+
+
+def test_a_run_the_watch_started_keeps_the_watch_claim(hook: WasbHook) -> None:
+    inputs, work = inputs_location(), work_location()
+    upload_videos(hook, inputs, "a.mp4")
+    [claimed] = claim_new_videos(hook, inputs, work, claimant="watch/run-1")
+
+    # Its first try and a retry: neither refuses the run nor changes the claim.
+    for _ in range(2):
+        version = record_claim(hook, inputs, work, video="a.mp4", claimant="process/video__a")
+        assert version == claimed["version"]
+    assert marker_of(hook, work, "a.mp4") == {**claimed, "claimant": "watch/run-1"}
+
+
+def test_a_run_by_hand_on_a_new_version_takes_the_claim_over(hook: WasbHook) -> None:
+    inputs, work = inputs_location(), work_location()
+    upload_videos(hook, inputs, "a.mp4")
+    assert names(claim_new_videos(hook, inputs, work, claimant="watch/run-1")) == ["a.mp4"]
+    upload_videos(hook, inputs, "a.mp4", content=b"the director's cut")
+
+    record_claim(hook, inputs, work, video="a.mp4", claimant="process/manual__1")
+
+    assert marker_of(hook, work, "a.mp4")["claimant"] == "process/manual__1"
+    assert claim_new_videos(hook, inputs, work, claimant="watch/run-2") == []
+
+
+def test_a_run_on_a_video_not_listed_records_nothing(hook: WasbHook) -> None:
+    # Preprocess fails such a run and says why; there is no version to claim.
+    inputs, work = inputs_location(), work_location()
+    upload_videos(hook, inputs, "a.mp4.bak", "b.mp4")
+
+    for video in ("a.mp4", "sub/../b.mp4", "missing.mp4"):
+        assert record_claim(hook, inputs, work, video=video, claimant="process/1") is None
+    assert list(hook.get_conn().get_container_client(work.container).list_blobs()) == []

@@ -69,7 +69,7 @@ def test_steps_without_a_result_return_nothing(child_code: list[str]) -> None:
 
 def test_bad_input_fails_without_retry(child_code: list[str]) -> None:
     child_code.append("raise SystemExit(3)")
-    with pytest.raises(AirflowFailException, match="unusable"):
+    with pytest.raises(AirflowFailException, match=r"bad input or parameter \(exit code 3\)"):
         run_step("preprocess")
 
 
@@ -78,6 +78,111 @@ def test_other_failures_are_retryable(child_code: list[str]) -> None:
     with pytest.raises(AirflowException, match="exit code 1") as failure:
         run_step("score")
     assert not isinstance(failure.value, AirflowFailException)
+
+
+class TaskInstance:
+    """The slice of the task runner's task instance the operator uses: XComs, recorded."""
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+class RecordedLog:
+    """The operator's task log, as (when, line)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[float, str]] = []
+
+    def info(self, message: str, *args: Any) -> None:
+        self.lines.append((time.monotonic(), message % args))
+
+    warning = error = info
+
+    @property
+    def text(self) -> list[str]:
+        return [line for _, line in self.lines]
+
+
+@pytest.fixture
+def task_log(monkeypatch: pytest.MonkeyPatch) -> RecordedLog:
+    recorded = RecordedLog()
+    monkeypatch.setattr(LocalStepOperator, "log", property(lambda self: recorded))
+    return recorded
+
+
+QUARANTINED = (
+    "2026-01-01 10:00:00,000 videostyle.steps.preprocess ERROR quarantined 'clip.mp4': "
+    "'clip.mp4' is not a readable video: moov atom not found"
+)
+FAILED = (
+    "2026-01-01 10:00:00,001 videostyle ERROR preprocess failed: "
+    "'clip.mp4' is not a readable video: moov atom not found"
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "failure", "says"),
+    [
+        (3, AirflowFailException, "preprocess failed"),  # bad input: no retry
+        (1, AirflowException, "preprocess failed with exit code 1"),
+    ],
+)
+def test_a_failure_says_the_steps_reason_last_and_in_xcom(
+    child_code: list[str],
+    task_log: RecordedLog,
+    code: int,
+    failure: type[AirflowException],
+    says: str,
+) -> None:
+    child_code.append(
+        "import sys\n"
+        f"print({QUARANTINED!r}, file=sys.stderr, flush=True)\n"
+        f"print({FAILED!r}, file=sys.stderr, flush=True)\n"
+        f"raise SystemExit({code})\n"
+    )
+    ti = TaskInstance()
+    op = LocalStepOperator(task_id="preprocess", step="preprocess", args=["--job", "j1"])
+    with pytest.raises(failure) as raised:
+        op.execute(context={"ti": ti})  # type: ignore[arg-type]
+
+    assert type(raised.value) is failure
+    reason = "'clip.mp4' is not a readable video: moov atom not found"
+    assert str(raised.value) == f"{says}: {reason}"
+    assert ti.xcoms == {"failure": reason}
+    assert task_log.text[-1] == FAILED  # then the exception, naming the same reason
+
+
+def test_the_ranks_progress_is_summed_into_job_lines_as_it_comes(
+    child_code: list[str], task_log: RecordedLog
+) -> None:
+    ranks = [
+        "progress rank 0/2: 0/10 frames (0%), 0.0 frames/s, ETA unknown",
+        "progress rank 1/2: 0/11 frames (0%), 0.0 frames/s, ETA unknown",
+        "progress rank 0/2: 10/10 frames (100%), 2.0 frames/s, ETA 0 s",
+        "progress rank 1/2: 11/11 frames (100%), 2.5 frames/s, ETA 0 s",
+    ]
+    child_code.append(
+        "import sys\n"
+        f"for line in {ranks!r}:\n"
+        "    print('2026-01-01 10:00:00,000 videostyle.progress INFO', line, file=sys.stderr)\n"
+    )
+    run_step("score")
+
+    logged = [
+        line.removeprefix("2026-01-01 10:00:00,000 videostyle.progress INFO ")
+        for line in task_log.text
+    ]
+    assert logged[logged.index(ranks[0]) :] == [
+        ranks[0],
+        ranks[1],
+        "progress job: 0/21 frames (0%), 0.0 frames/s, ETA unknown",
+        ranks[2],  # the next job line is not due yet, unless it says the job is done
+        ranks[3],
+        "progress job: 21/21 frames (100%), 4.5 frames/s, ETA 0 s",
+    ]
 
 
 def test_a_connection_without_connection_string_fails(

@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -49,7 +50,11 @@ def test_dags_test_styles_an_uploaded_video_into_the_outputs_container(
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
 
-    assert stores.outputs.list() == ["sample clip.mp4/scream.json", "sample clip.mp4/scream.mp4"]
+    assert stores.outputs.list() == [
+        "sample clip.mp4/scream.json",
+        "sample clip.mp4/scream.mp4",
+        "sample clip.mp4/scream.png",
+    ]
     output = stores.outputs.download("sample clip.mp4/scream.mp4", tmp_path / "out.mp4")
     assert len(decode_rgb(output)) == 50
     assert frame_times(output) == pytest.approx(frame_times(sample_clip), abs=1e-4)
@@ -69,8 +74,23 @@ def test_dags_test_styles_an_uploaded_video_into_the_outputs_container(
         places |= {
             store.uri(n): store.read_bytes(n).decode() for n in store.list() if n.endswith(".json")
         }
-    leaks = {place: found for place, text in places.items() if (found := credentials_in(text))}
+    leaks = {
+        place: found
+        for place, text in places.items()
+        if (found := credentials_in(without_published_links(text)))
+    }
     assert not leaks
+
+
+def without_published_links(text: str) -> str:
+    """`text` less the publish tasks' links: by design, each a read-only SAS of one blob
+    (sp=r, sr=b), kept as its task's link XComs (the suite's database holds other tests' too)."""
+
+    def unless_published(url: re.Match[str]) -> str:
+        query = parse_qs(urlsplit(url[0]).query)
+        return "" if (query.get("sp"), query.get("sr")) == (["r"], ["b"]) else url[0]
+
+    return re.sub(r"https?://[^\s\"']+", unless_published, text)
 
 
 def credentials_in(text: str) -> list[str]:

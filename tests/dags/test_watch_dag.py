@@ -1,37 +1,45 @@
-"""The watch DAG run by `dag.test()` against Azurite, its deferrable sensor included.
+"""The watch DAG: scheduled on the inputs asset its trigger watches, and run by `dag.test()`
+against Azurite.
 
-Each uploaded video must start exactly one videostyle_process run, however often the
-watch runs.
+Each video version must start exactly one videostyle_process run, however often the watch
+runs and however many asset events one run consolidates; a version a process run started by
+hand has processed starts none.
 """
 
 import hashlib
-from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.models.dagrun import DagRun
 from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
-from airflow.providers.microsoft.azure.triggers.wasb import WasbPrefixSensorTrigger
 from airflow.sdk import DAG
-from airflow.triggers.base import TriggerEvent
+from airflow.serialization.definitions.dag import SerializedDAG
+from airflow.serialization.serialized_objects import DagSerialization
+from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState
 from sqlalchemy import select
 
-from videostyle_airflow.config import BLOB_CONN_ID, PROCESS_DAG_ID, WATCH_DAG_ID, inputs_location
+from videostyle_airflow.config import (
+    BLOB_CONN_ID,
+    INTAKE_INTERVAL_S,
+    PROCESS_DAG_ID,
+    WATCH_DAG_ID,
+    inputs_location,
+)
 from videostyle_airflow.ids import run_id_for_video
-
-pytestmark = pytest.mark.airflow
-
 
 CONTENT = b"..."
 VERSION = hashlib.md5(CONTENT).hexdigest()  # noqa: S324 (what Blob Storage reports)
 
 
-def upload_videos(*names: str) -> None:
+def upload_videos(*names: str, content: bytes = CONTENT) -> None:
     inputs = inputs_location()
     for name in names:
-        WasbHook(wasb_conn_id=BLOB_CONN_ID).upload(inputs.container, inputs.prefix + name, CONTENT)
+        WasbHook(wasb_conn_id=BLOB_CONN_ID).upload(
+            inputs.container, inputs.prefix + name, content, overwrite=True
+        )
 
 
 def process_runs() -> dict[str, dict[str, object]]:
@@ -42,34 +50,62 @@ def process_runs() -> dict[str, dict[str, object]]:
 
 
 @pytest.fixture
-def watch_dag(airflow_env: dict[str, str]) -> DAG:
-    # Parsed now: the DAG reads its inputs container from blob_env's settings.
+def configured_watch(airflow_home: Path, monkeypatch: pytest.MonkeyPatch) -> SerializedDAG:
+    """The watch DAG as the scheduler and the triggerer see it (serialized), parsed where the
+    containers are configured."""
+    monkeypatch.setenv("VIDEOSTYLE_INPUTS_URL", "az://uploads/incoming")
+    monkeypatch.setenv("VIDEOSTYLE_OUTPUTS_URL", "az://styled")
     dag = DagBag().dags[WATCH_DAG_ID]
-    dag.get_task("wait_for_videos").poke_interval = 1  # type: ignore[attr-defined]
-    return dag
+    return DagSerialization.from_dict(DagSerialization.to_dict(dag))
+
+
+def test_the_watch_runs_on_the_events_of_the_inputs_asset(configured_watch: SerializedDAG) -> None:
+    timetable = configured_watch.timetable
+
+    assert isinstance(timetable, AssetOrTimeSchedule)
+    [asset] = timetable.asset_condition.objects
+    assert (asset.name, asset.uri) == ("videostyle_inputs", "az://uploads/incoming")
+    [watcher] = asset.watchers
+    assert watcher.trigger == {
+        "classpath": "videostyle_airflow.intake_trigger.NewVideosTrigger",
+        "kwargs": {
+            "container": "uploads",
+            "prefix": "incoming/",
+            "wasb_conn_id": BLOB_CONN_ID,
+            "interval": INTAKE_INTERVAL_S,
+        },
+    }
+    assert timetable.timetable.summary == "0:30:00"  # the safety sweep
+    assert configured_watch.max_active_runs == 1
+    assert configured_watch.is_paused_upon_creation is False
+
+
+def test_the_docs_say_where_to_upload_and_where_outputs_land(
+    configured_watch: SerializedDAG,
+) -> None:
+    doc = configured_watch.doc_md
+
+    assert "Upload a video to **`az://uploads/incoming`**" in doc
+    assert "`VIDEOSTYLE_INPUTS_URL`" in doc
+    assert "default `az://videos-in`" in doc
+    assert f"The upload is seen within {INTAKE_INTERVAL_S:g} s of finishing" in doc
+    assert "**`az://styled/<video>/<style>.mp4`**" in doc
+    assert "`VIDEOSTYLE_OUTPUTS_URL`" in doc
+    assert "**On by default**" in doc
+    assert f"`airflow dags pause {WATCH_DAG_ID}`" in doc
 
 
 @pytest.fixture
-def videos_arrive_while_deferred(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Upload the named videos once the sensor's trigger runs; returns the list to fill."""
-    names: list[str] = []
-    trigger_run = WasbPrefixSensorTrigger.run
-
-    async def upload_then_run(self: WasbPrefixSensorTrigger) -> AsyncIterator[TriggerEvent]:
-        upload_videos(*names)
-        async for event in trigger_run(self):
-            yield event
-
-    monkeypatch.setattr(WasbPrefixSensorTrigger, "run", upload_then_run)
-    return names
+def watch_dag(airflow_env: dict[str, str]) -> DAG:
+    # Parsed now: the DAG reads its inputs container from blob_env's settings.
+    return DagBag().dags[WATCH_DAG_ID]
 
 
-def test_each_video_starts_one_process_run(
-    watch_dag: DAG, videos_arrive_while_deferred: list[str]
-) -> None:
+@pytest.mark.airflow
+def test_each_video_version_starts_one_process_run(watch_dag: DAG) -> None:
     before = process_runs()
-    # Nothing is there when the sensor first looks, so it defers; the videos land meanwhile.
-    videos_arrive_while_deferred.extend(["first.mp4", "in/second clip.mov"])
+    # Uploaded together: their events make one run, which lists and claims both.
+    upload_videos("first.mp4", "in/second clip.mov")
 
     first = watch_dag.test()
 
@@ -80,16 +116,41 @@ def test_each_video_starts_one_process_run(
         run_id_for_video("in/second clip.mov", VERSION): {"video": "in/second clip.mov"},
     }
 
-    videos_arrive_while_deferred.clear()
+    upload_videos("first.mp4")  # the same bytes again: not new
     second = watch_dag.test()
 
     assert second.state == DagRunState.SUCCESS
     assert process_runs().keys() == before.keys() | started.keys()
 
     upload_videos("third.mp4")
+    upload_videos("first.mp4", content=b"the director's cut")
     third = watch_dag.test()
 
     assert third.state == DagRunState.SUCCESS
+    cut = hashlib.md5(b"the director's cut").hexdigest()  # noqa: S324
     assert process_runs().keys() - before.keys() - started.keys() == {
-        run_id_for_video("third.mp4", VERSION)
+        run_id_for_video("third.mp4", VERSION),
+        run_id_for_video("first.mp4", cut),
     }
+
+
+@pytest.mark.airflow
+def test_a_version_a_manual_run_processed_starts_no_watch_run(watch_dag: DAG) -> None:
+    upload_videos("by hand.mp4")
+    process_dag = DagBag().dags[PROCESS_DAG_ID]
+
+    # A run started from the form: record_claim runs, every other task is marked done unrun.
+    manual = process_dag.test(
+        run_conf={"video": "by hand.mp4", "style": "scream"},
+        mark_success_pattern="(?!record_claim$).*",
+    )
+    assert manual.state == DagRunState.SUCCESS
+    before = process_runs()
+
+    assert watch_dag.test().state == DagRunState.SUCCESS
+    assert process_runs() == before
+
+    upload_videos("by hand.mp4", content=b"a new version")
+    assert watch_dag.test().state == DagRunState.SUCCESS
+    new = hashlib.md5(b"a new version").hexdigest()  # noqa: S324
+    assert process_runs().keys() - before.keys() == {run_id_for_video("by hand.mp4", new)}

@@ -1,6 +1,7 @@
 """docker-compose.yaml, checked without a Docker engine: the Compose specification's schema, the
 services and how they wait for each other, what they build, and the one credential in it (the
-storage connection) working against a real Azurite."""
+storage connection) working against a real Azurite, where airflow-init provisions what the DAGs
+need."""
 
 import json
 import os
@@ -15,7 +16,7 @@ import yaml
 from azure.storage.blob import BlobServiceClient
 
 from tests.images.dockerfile import ROOT, instructions, stages
-from videostyle_airflow.config import SCORING_POOL
+from videostyle_airflow.provision import DEFAULT_POOL, POOLS, VARIABLES
 
 COMPOSE = ROOT / "docker-compose.yaml"
 BIN = Path(sys.executable).parent
@@ -26,7 +27,8 @@ AIRFLOW_SERVICES = {
     "airflow-dag-processor",
     "airflow-triggerer",
 }
-ONE_SHOT = {"airflow-init", "blob-init"}
+ONE_SHOT = {"airflow-init"}
+PROVISION = ["python", "-m", "videostyle_airflow.provision"]
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +66,11 @@ def test_schema_check_rejects_a_broken_compose_file(tmp_path: Path) -> None:
 
 
 def test_stack_is_airflow_3_on_postgres_with_azurite(services: dict[str, Any]) -> None:
-    assert set(services) == AIRFLOW_SERVICES | {"postgres", "azurite", "blob-init"}
+    assert set(services) == AIRFLOW_SERVICES | {"postgres", "azurite"}
     commands = {name: services[name].get("command") for name in AIRFLOW_SERVICES}
     assert commands == {
-        "airflow-init": ["pools", "set", SCORING_POOL, "1", "videostyle scoring jobs at once"],
+        # The entrypoint migrates the database, then execs a command that starts with `python`.
+        "airflow-init": PROVISION,
         "airflow-apiserver": "api-server",
         "airflow-scheduler": "scheduler",
         "airflow-dag-processor": "dag-processor",
@@ -76,7 +79,10 @@ def test_stack_is_airflow_3_on_postgres_with_azurite(services: dict[str, Any]) -
     }
     env = services["airflow-scheduler"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-    assert env["AIRFLOW_VAR_VIDEOSTYLE_LAUNCHER"] == "local"
+    # The variables are provisioned (editable in the UI), not pinned in the environment; the
+    # launcher is the one the `local` image target can run.
+    assert not [name for name in env if name.startswith("AIRFLOW_VAR_")]
+    assert VARIABLES["VIDEOSTYLE_LAUNCHER"] == services["airflow-scheduler"]["build"]["target"]
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:")
     assert services["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
     # One image and one configuration file for every Airflow component.
@@ -108,23 +114,27 @@ def test_services_wait_for_what_they_need(services: dict[str, Any]) -> None:
     for name in AIRFLOW_SERVICES - {"airflow-init"}:
         assert services[name]["depends_on"]["airflow-init"]["condition"].endswith("successfully")
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    # The sensor and the claims need the containers; tasks need the execution API.
+    # Tasks report to the execution API.
     for name in ("airflow-scheduler", "airflow-triggerer"):
-        assert set(services[name]["depends_on"]) >= {"blob-init", "airflow-apiserver"}
-    assert services["blob-init"]["depends_on"]["azurite"]["condition"] == "service_healthy"
+        assert services[name]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
+    # airflow-init creates the containers, so everything after it finds them.
+    assert services["airflow-init"]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "azurite": {"condition": "service_healthy"},
+    }
 
 
-def test_blob_init_runs_the_script_the_airflow_image_carries(services: dict[str, Any]) -> None:
-    copies = [
-        i.args.split()
-        for i in instructions(ROOT / "images" / "airflow" / "Dockerfile")
-        if i.keyword == "COPY"
-    ]
-    assert ["images/airflow/create_containers.py", "/opt/airflow/scripts/"] in copies
-    assert services["blob-init"]["command"] == [
-        "python",
-        "/opt/airflow/scripts/create_containers.py",
-    ]
+def test_airflow_init_runs_a_module_the_airflow_image_carries(services: dict[str, Any]) -> None:
+    """`python -m videostyle_airflow.provision` runs outside Airflow's own plugin loading: the
+    image must carry plugins/ where its PYTHONPATH points."""
+    build = services["airflow-init"]["build"]
+    steps = instructions(ROOT / build["context"] / build["dockerfile"])
+    env = [i.args for i in steps if i.keyword == "ENV"]
+    assert "PYTHONPATH=/opt/airflow/plugins" in env
+    copies = [i.args.split() for i in steps if i.keyword == "COPY"]
+    assert ["plugins/", "/opt/airflow/plugins/"] in copies
+    module = PROVISION[PROVISION.index("-m") + 1]
+    assert (ROOT / "plugins" / (module.replace(".", "/") + ".py")).is_file()
 
 
 def test_builds_use_existing_dockerfiles_and_targets(services: dict[str, Any]) -> None:
@@ -178,12 +188,38 @@ def test_only_credentials_are_azurites_published_key_and_local_defaults(
                 assert value in ("airflow", f"${{{name}:-airflow}}"), name
 
 
+def _python(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, *args], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"{args}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+# What a metadata database holds: read back through the ORM, not the variables' secrets chain,
+# so a value that only the environment supplies does not count.
+READ_BACK = """
+import json
+from airflow.models.pool import Pool
+from airflow.models.variable import Variable
+from airflow.utils.session import create_session
+with create_session() as session:
+    pools = {p.pool: p.slots for p in session.query(Pool)}
+    variables = {v.key: v.val for v in session.query(Variable)}
+print("\\n" + json.dumps({"pools": pools, "variables": variables}))
+"""
+
+
 @pytest.mark.integration
-def test_blob_connection_reaches_azurite_and_blob_init_creates_the_containers(
+def test_airflow_init_provisions_the_pool_variables_and_containers(
     services: dict[str, Any], azurite: str, tmp_path: Path
 ) -> None:
-    """The compose stack's videostyle_blob connection, pointed from the `azurite` service to the
-    suite's own Azurite, lets blob-init's script create the pipeline's containers, twice."""
+    """airflow-init's command, run twice as a restarted stack runs it, on a freshly migrated
+    metadata database, with the compose stack's videostyle_blob connection pointed from the
+    `azurite` service to the suite's own Azurite: the containers, the pool and the variables the
+    DAGs need exist, with provision's values."""
+    command = services["airflow-init"]["command"]
+    assert command == PROVISION
     stack = _fields(_blob_connection_string(services))
     assert stack["BlobEndpoint"] == "http://azurite:10000/devstoreaccount1"
     local = {**stack, "BlobEndpoint": _fields(azurite)["BlobEndpoint"]}
@@ -191,14 +227,21 @@ def test_blob_connection_reaches_azurite_and_blob_init_creates_the_containers(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDEOSTYLE_", "AIRFLOW"))}
     env |= {
         "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # The image's ENV PYTHONPATH.
         "PYTHONPATH": str(ROOT / "plugins"),
         "AIRFLOW_CONN_VIDEOSTYLE_BLOB": json.dumps(
             {"conn_type": "wasb", "extra": {"connection_string": connection_string}}
         ),
     }
-    script = ROOT / "images" / "airflow" / "create_containers.py"
-    # Run twice, as a restarted stack does: it finds its containers and keeps them.
-    twice = f"import runpy\nfor _ in range(2): runpy.run_path({str(script)!r}, run_name='__main__')"
-    subprocess.run([sys.executable, "-c", twice], env=env, check=True, capture_output=True)
+    _python(env, "-m", "airflow", "db", "migrate")  # the entrypoint's _AIRFLOW_DB_MIGRATE
+    for _ in range(2):  # a restarted stack runs it again and keeps what it finds
+        _python(env, *command[1:])
+
     names = {c.name for c in BlobServiceClient.from_connection_string(azurite).list_containers()}
     assert {"videos-in", "videos-work", "videos-out"} <= names
+    found = json.loads(_python(env, "-c", READ_BACK).splitlines()[-1])
+    provisioned = {name: slots for name, slots in found["pools"].items() if name != DEFAULT_POOL}
+    assert provisioned == {name: spec.slots for name, spec in POOLS.items()}
+    assert provisioned == {"videostyle_scoring": 1}  # one scoring job at a time on one machine
+    assert found["variables"] == VARIABLES

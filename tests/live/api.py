@@ -30,6 +30,9 @@ class AirflowApi:
             f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf}
         )
 
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.client.patch(f"/dags/{dag_id}", json={"is_paused": paused}).raise_for_status()
+
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return list(self.get(f"/dags/{dag_id}/dagRuns", limit=100)["dag_runs"])
 
@@ -40,20 +43,21 @@ class AirflowApi:
         found = self.get(f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances")
         return {ti["task_id"]: ti for ti in found["task_instances"]}
 
-    def log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
-        """The task try's log as text lines (the API's structured log, message and fields)."""
+    def log_entries(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int
+    ) -> list[dict[str, Any]]:
+        """The task try's structured log: one dict per line (`event`, `level`, `error_detail`)."""
         path = (
             f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}"
             f"/logs/{try_number}"
         )
         content = self.get(path, full_content=True)["content"]
-        lines = []
-        for entry in content:
-            if isinstance(entry, dict):
-                lines.append(str(entry.get("event", "")))
-            else:
-                lines.append(str(entry))
-        return "\n".join(lines)
+        return [e if isinstance(e, dict) else {"event": str(e)} for e in content]
+
+    def log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        """The task try's log lines as text."""
+        entries = self.log_entries(dag_id, run_id, task_id, try_number)
+        return "\n".join(str(e.get("event", "")) for e in entries)
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         run = quote(run_id, safe="")

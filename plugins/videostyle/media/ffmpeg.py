@@ -27,6 +27,41 @@ def run(argv: list[str], *, timeout: float) -> bytes:
     return done.stdout
 
 
+def side_by_side(left: Path, right: Path, png: Path, *, at_s: float, timeout: float) -> Path:
+    """One PNG: the frame of `left` shown at `at_s` (seconds from its start), beside `right`'s.
+
+    Both sides go through RGB first: hstack needs one pixel format, and a source need not be
+    in the output's yuv420p.
+    """
+    at = f"{at_s:.6f}"
+    run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-ss",
+            at,
+            "-i",
+            str(left),
+            "-ss",
+            at,
+            "-i",
+            str(right),
+            "-filter_complex",
+            "[0:v:0]format=rgb24[l];[1:v:0]format=rgb24[r];[l][r]hstack=inputs=2",
+            "-frames:v",
+            "1",
+            str(png),
+        ],
+        timeout=timeout,
+    )
+    if not png.exists():  # ffmpeg exits 0 when the seek leaves no frame to write
+        raise FFmpegError(f"no frame at {at} s in {left.name} and {right.name}")
+    return png
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     """The facts of a video that the pipeline plans with; timestamps in seconds."""

@@ -1,9 +1,10 @@
 """Names for the 26 built-in styles and the parser for style specs ("19", "scream:1,19:3")."""
 
 import math
+import re
 from dataclasses import dataclass
 
-from videostyle.errors import BadInputError
+from videostyle.errors import BadParameterError
 
 # Upstream numbers the styles only; these names describe what each one paints, by index.
 STYLE_NAMES: tuple[str, ...] = (
@@ -37,9 +38,18 @@ STYLE_NAMES: tuple[str, ...] = (
 NUM_STYLES = len(STYLE_NAMES)
 _INDEX_BY_NAME = {name: index for index, name in enumerate(STYLE_NAMES)}
 
-_HELP = (
-    f"a style is an index 0-{NUM_STYLES - 1} or a name ({', '.join(STYLE_NAMES)}); "
-    "blend with non-negative weights, e.g. 'scream:1,starry-night:3' or '7:0.5,19:0.5'"
+# The grammar of a style spec, shared by parse_style and style_pattern: terms split by commas,
+# each a name (any case) or an index, with an optional weight after a colon, spaces around.
+# Plain regex parts that Python and ECMAScript (JSON Schema, browsers) read alike: no flags,
+# [0-9] rather than \d (Python's matches any Unicode digit).
+_INDEX = "0*(?:1?[0-9]|2[0-5])"
+_WEIGHT = "(?:[0-9]+(?:\\.[0-9]*)?|\\.[0-9]+)"
+_INDEX_RE = re.compile(_INDEX)
+_WEIGHT_RE = re.compile(_WEIGHT)
+
+_KNOWN = (
+    f"known: {', '.join(STYLE_NAMES)} (any case), or an index 0..{NUM_STYLES - 1}, "
+    "or a blend like 3:0.5,19:0.5 or scream:1,starry-night:3"
 )
 
 
@@ -61,33 +71,53 @@ class StyleSpec:
 def parse_style(spec: str) -> StyleSpec:
     """Parse an index, a name (any case) or a blend of them into normalised style weights."""
     weights = [0.0] * NUM_STYLES
-    terms = spec.split(",")
-    for term in terms:
+    for term in spec.split(","):
         ref, colon, weight_text = term.partition(":")
-        weight = _weight(weight_text, spec) if colon else 1.0
-        weights[_index(ref, spec)] += weight
+        index = _index(ref, spec)
+        weights[index] += _weight(weight_text, spec) if colon else 1.0
     total = sum(weights)
     if total <= 0:
-        raise BadInputError(f"style weights in {spec!r} are all zero; {_HELP}")
+        raise BadParameterError(f"bad parameter style={spec!r}: its weights are all zero")
     return StyleSpec(tuple(w / total for w in weights))
 
 
+def style_pattern() -> str:
+    """
+    A JSON Schema `pattern` accepting the specs parse_style can parse: the same names, indices
+    and weights, so that a form refuses a mistyped style before a run starts.
+
+    Beyond this syntax, parse_style also refuses weights that are all zero or too large for a
+    float; the pattern lets those through.
+    """
+    names = "|".join(
+        "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in name) for name in STYLE_NAMES
+    )
+    term = f" *(?:{_INDEX}|{names}) *(?:: *{_WEIGHT} *)?"
+    # Terms, the first at the start and each other after a comma (the long term written once).
+    # JSON Schema patterns are unanchored, and Python's `$` lets a trailing newline through:
+    # the end is "no character follows".
+    return f"^(?!,)(?:(?:^|,){term})+(?![\\s\\S])"
+
+
 def _index(ref: str, spec: str) -> int:
-    ref = ref.strip().lower()
-    if ref.isascii() and ref.isdigit() and int(ref) < NUM_STYLES:
+    ref = ref.strip(" ")
+    if _INDEX_RE.fullmatch(ref):
         return int(ref)
-    if ref in _INDEX_BY_NAME:
-        return _INDEX_BY_NAME[ref]
-    raise BadInputError(f"unknown style {ref!r} in {spec!r}; {_HELP}")
+    # ASCII only: str.lower() maps e.g. the Kelvin sign to "k", which no form would accept.
+    if ref.isascii() and ref.lower() in _INDEX_BY_NAME:
+        return _INDEX_BY_NAME[ref.lower()]
+    raise BadParameterError(f"bad parameter style={spec!r}: unknown style {ref!r}; {_KNOWN}")
 
 
 def _weight(text: str, spec: str) -> float:
-    try:
-        weight = float(text)
-    except ValueError:
-        raise BadInputError(f"bad style weight {text!r} in {spec!r}; {_HELP}") from None
-    if not math.isfinite(weight) or weight < 0:
-        raise BadInputError(f"style weight {text!r} in {spec!r} is not a finite number >= 0")
+    text = text.strip(" ")
+    if not _WEIGHT_RE.fullmatch(text):
+        raise BadParameterError(
+            f"bad parameter style={spec!r}: weight {text!r} is not a number >= 0; {_KNOWN}"
+        )
+    weight = float(text)
+    if not math.isfinite(weight):
+        raise BadParameterError(f"bad parameter style={spec!r}: weight {text!r} is too large")
     return weight
 
 

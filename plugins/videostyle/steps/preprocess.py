@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 import ffmpeg
 
 from videostyle.defaults import BUILTIN_MODEL
-from videostyle.errors import BadInputError
+from videostyle.errors import BadInputError, BadParameterError
 from videostyle.media.ffmpeg import FFmpegError, MediaInfo, probe, run
 from videostyle.models.styles import parse_style
 from videostyle.plan import Plan, Unit, load_plan, plan_name
@@ -26,15 +26,23 @@ SEEK_MARGIN_S = 1.0  # seek this far before a unit so demuxers that seek by DTS 
 
 
 def validate_job(*, model: str, style: str | None, strength: float, crf: int) -> None:
-    """Refuse a job that could never succeed before any work is spent on it."""
+    """Refuse a job that could never succeed before any work is spent on it.
+
+    Its parameters are at fault, not the video: nothing is quarantined.
+    """
     if model == BUILTIN_MODEL:
         parse_style(style or "")
     elif style:
-        raise BadInputError(f"style {style!r} given with checkpoint {model}: it has its own style")
+        raise BadParameterError(
+            f"bad parameter style={style!r}: checkpoint {model} has its own style; "
+            f"styles are for the built-in {BUILTIN_MODEL}"
+        )
     if not 0.0 <= strength <= 1.0:
-        raise BadInputError(f"strength {strength} is outside [0, 1]")
+        raise BadParameterError(
+            f"bad parameter strength={strength}: outside [0, 1] (0 keeps the input, 1 full)"
+        )
     if not 0 <= crf <= 51:
-        raise BadInputError(f"crf {crf} is outside H.264's 0..51")
+        raise BadParameterError(f"bad parameter crf={crf}: outside H.264's 0..51")
 
 
 def plan_units(info: MediaInfo, *, ranks: int, max_unit_frames: int) -> tuple[Unit, ...]:

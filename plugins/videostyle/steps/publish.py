@@ -1,7 +1,9 @@
-"""Publish: the stylized video, then its report, into the outputs container.
+"""Publish: the stylized video, its preview, then its report, into the outputs container.
 
 The report is written last and carries the video's SHA-256: a reader that trusts only a video
 whose report names its digest never mistakes a partial or stale result for a finished one.
+The preview is a PNG of the middle frame, the source's beside the styled one: the look of the
+result at a glance, wherever a person finds the output.
 """
 
 import hashlib
@@ -13,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from videostyle.defaults import BUILTIN_MODEL
+from videostyle.media.ffmpeg import side_by_side
 from videostyle.models.styles import parse_style
 from videostyle.plan import Plan, load_plan
 from videostyle.settings import Settings
@@ -20,6 +23,21 @@ from videostyle.storage import BlobStore, Stores
 from videostyle.timings import collect, record, timed
 
 log = logging.getLogger(__name__)
+
+# The report's figures that publish's result carries too, so that whoever announces the output
+# (an Airflow asset event) need not read the report.
+KEY_FIGURES = (
+    "job",
+    "frames",
+    "fps",
+    "width",
+    "height",
+    "duration_s",
+    "style",
+    "strength",
+    "sha256",
+    "bytes",
+)
 
 
 def output_stem(plan: Plan) -> str:
@@ -48,21 +66,55 @@ def published_report(outputs: BlobStore, report_name: str) -> dict[str, Any] | N
     return json.loads(outputs.read_bytes(report_name)) if outputs.exists(report_name) else None
 
 
-def publish(stores: Stores, settings: Settings, *, job_id: str) -> dict[str, str]:
+def middle_frame_s(plan: Plan) -> float:
+    """Half a frame before the middle frame: a seek there lands on that frame, however rounded."""
+    return max(plan.frame_count // 2 - 0.5, 0.0) / float(plan.rate)
+
+
+def container_of(url: str) -> str | None:
+    """The container of an az:// or abfs:// store URL; None for a local folder."""
+    scheme, found, rest = url.partition("://")
+    return rest.split("/", 1)[0] if found and scheme in ("az", "abfs") else None
+
+
+def publication(
+    outputs: BlobStore, names: dict[str, str], report: dict[str, Any]
+) -> dict[str, Any]:
+    """Publish's result: each blob's name in the outputs store and its URI, the container, and
+    the report's key figures."""
+    return {
+        **names,
+        "container": container_of(outputs.url),
+        **{f"{kind}_uri": outputs.uri(name) for kind, name in names.items()},
+        **{figure: report[figure] for figure in KEY_FIGURES},
+    }
+
+
+def publish(stores: Stores, settings: Settings, *, job_id: str) -> dict[str, Any]:
+    """Publish job `job_id`'s stitched video, its preview and its report; returns `publication`."""
     plan = load_plan(stores.work, job_id)
     stem = output_stem(plan)
-    names = {"output": f"{stem}.mp4", "report": f"{stem}.json"}
+    names = {"output": f"{stem}.mp4", "preview": f"{stem}.png", "report": f"{stem}.json"}
     existing = published_report(stores.outputs, names["report"])
     if existing and existing["job"] != job_id and existing["source_version"] == plan.source_version:
         # Another run already styled this very content the same way: never overwrite it.
         log.info("%s is already published by job %s", names["output"], existing["job"])
-        return names
+        return publication(stores.outputs, names, existing)
     scratch = settings.scratch_dir / job_id / "publish"
     with timed() as took:
         try:
             video = stores.work.download(plan.stitched_name, scratch / "stitched.mp4")
             digest, size = sha256_of(video), video.stat().st_size
+            source = stores.work.download(plan.source_name, scratch / f"source{plan.source_ext}")
+            preview = side_by_side(
+                source,
+                video,
+                scratch / "preview.png",
+                at_s=middle_frame_s(plan),
+                timeout=settings.ffmpeg_timeout_s,
+            )
             stores.outputs.upload(video, names["output"])
+            stores.outputs.upload(preview, names["preview"])
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     record(stores.work, plan, "publish", dict(took))
@@ -70,6 +122,7 @@ def publish(stores: Stores, settings: Settings, *, job_id: str) -> dict[str, str
         "video": plan.video,
         "source_version": plan.source_version,
         "output": names["output"],
+        "preview": names["preview"],
         "sha256": digest,
         "bytes": size,
         "job": job_id,
@@ -90,4 +143,4 @@ def publish(stores: Stores, settings: Settings, *, job_id: str) -> dict[str, str
     }
     stores.outputs.write_bytes(names["report"], json.dumps(report, indent=1).encode())
     log.info("published %s", stores.outputs.uri(names["output"]))
-    return names
+    return publication(stores.outputs, names, report)

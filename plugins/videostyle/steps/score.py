@@ -6,6 +6,7 @@ that finishes and uploads each encoded unit while the next one is styled. Every 
 bounded number of batches, so memory does not grow with the length of the video.
 
 A unit whose output already exists is skipped, so a rerun after a failure redoes only lost work.
+Each rank logs its progress (frames done, frames/s, ETA: videostyle.progress) as it styles.
 """
 
 import contextlib
@@ -26,6 +27,7 @@ from videostyle.errors import VideostyleError
 from videostyle.media.frames import FrameEncoder, Frames, read_ahead, read_frames
 from videostyle.models.stylizer import Stylizer, load_stylizer
 from videostyle.plan import Plan, Unit, load_plan
+from videostyle.progress import RankProgress
 from videostyle.settings import Settings
 from videostyle.split import rank_units
 from videostyle.storage import BlobStore, Stores
@@ -89,6 +91,8 @@ def score(
     torch.set_num_threads(threads)  # ranks on one machine share its cores
     batch = settings.batch_size or (8 if device.type == "cuda" else 1)
     frames = sum(u.frame_count for u in todo)
+    share = sum(u.frame_count for u in mine)
+    progress = RankProgress(rank=rank, size=size, total=share, done=share - frames)
     compiled = should_compile(settings.compile, device, frames * plan.width * plan.height)
     log.info(
         "rank %d/%d: %d units, %d already done; %d threads, batch %d, compiled %s",
@@ -121,9 +125,11 @@ def score(
                     threads=threads,
                     batch=batch,
                     compiled=compiled,
+                    progress=progress,
                 )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+    progress.finish()
     ranks = comm.gather({**facts, **took, **_usage()})
     if ranks is not None:
         record(
@@ -152,6 +158,7 @@ def _style_units(
     threads: int,
     batch: int,
     compiled: bool,
+    progress: RankProgress,
 ) -> dict[str, float]:
     """Load the model and stream `units` through it; the seconds of each phase."""
     stylizer = load_stylizer(
@@ -181,6 +188,7 @@ def _style_units(
             batch=batch,
             threads=media_threads,
             timeout=settings.ffmpeg_timeout_s,
+            progress=progress,
         )
     return {
         "warmup_seconds": warm["seconds"],
@@ -220,9 +228,11 @@ def _stream(
     batch: int,
     threads: int,
     timeout: float,
+    progress: RankProgress,
 ) -> float:
     """Style `units` in order and upload each; returns the seconds spent in the model."""
     model_s = 0.0
+    progress.start()
     encoder: FrameEncoder | None = None
     finishing: Future[None] | None = None
     with (
@@ -253,6 +263,7 @@ def _stream(
                 styled = stylizer(torch.from_numpy(frames)).numpy()
                 model_s += time.perf_counter() - start
                 encoder.write(styled)
+                progress.advance(len(styled))
         except BaseException:
             if encoder is not None:
                 encoder.abort()

@@ -5,8 +5,11 @@ What it adds, and no more:
   the pod exists; the pod reads it through envFrom; the Secret is deleted when the try ends
   (kept across a deferral, which the pod outlives).
 - The CLI's bad-input exit code fails the task without retries; other failures stay retryable.
+  Either way the failure's message is the reason the step's log ends with, also pushed to
+  XCom under FAILURE_XCOM_KEY.
 - With `returns_result_line`, the step's last output line (publish's JSON naming what it
-  wrote) is read off the finished pod and pushed to XCom, as the local launcher returns it.
+  wrote) is read off the finished pod and pushed to XCom, as the local launcher returns it;
+  the task then has publication's links and announces the output (see publication).
 """
 
 import base64
@@ -24,8 +27,8 @@ from airflow.sdk.log import mask_secret
 from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
-from videostyle.errors import BadInputError
-from videostyle_airflow import credentials
+from videostyle.errors import BadInputError, failure_reason
+from videostyle_airflow import credentials, publication
 from videostyle_airflow.config import BLOB_CONN_ID
 from videostyle_airflow.kubernetes.mpijob_operator import (
     TASK_RUN_LABEL,
@@ -34,9 +37,11 @@ from videostyle_airflow.kubernetes.mpijob_operator import (
     task_run_hash,
 )
 from videostyle_airflow.kubernetes.pod_spec import active_deadline_seconds
+from videostyle_airflow.local_step import FAILURE_XCOM_KEY
 
 BAD_INPUT_EXIT_CODE = BadInputError.exit_code
-# Lines read back from the end of the log to find the result line (stderr may follow it).
+# Lines read back from the end of the log to find the result or failure line (stderr may
+# follow it).
 RESULT_TAIL_LINES = 20
 
 
@@ -80,6 +85,8 @@ class StepPodOperator(KubernetesPodOperator):
         self.step = step
         self.wasb_conn_id = wasb_conn_id
         self.returns_result_line = returns_result_line
+        if returns_result_line:
+            self.operator_extra_links = publication.LINKS
         self._env_secret: str | None = None  # for on_kill
 
     def execute(self, context: Context) -> Any:
@@ -120,19 +127,40 @@ class StepPodOperator(KubernetesPodOperator):
         terminated = status.state.terminated if status and status.state else None
         exit_code = terminated.exit_code if terminated else None
         # Read before the provider's cleanup deletes the pod, and its log with it.
+        reason = self._failure_reason(remote_pod) if exit_code else None
         tail = self._log_tail(remote_pod) if self.returns_result_line and exit_code == 0 else None
         try:
             super().post_complete_action(
                 pod=pod, remote_pod=remote_pod, context=context, result=result, **kwargs
             )
         except AirflowException as exc:
+            if reason:
+                context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=reason)
             if exit_code == BAD_INPUT_EXIT_CODE:
                 raise AirflowFailException(
-                    f"{self.step}: the input is unusable (exit code {exit_code})"
+                    f"{self.step} failed: {reason}"
+                    if reason
+                    else f"{self.step}: bad input or parameter (exit code {exit_code})"
+                ) from exc
+            if reason:
+                raise AirflowException(
+                    f"{self.step} failed with exit code {exit_code}: {reason}"
                 ) from exc
             raise
         if tail is not None:
-            context["ti"].xcom_push(key=BaseXCom.XCOM_RETURN_KEY, value=_result_line(tail))
+            result = _result_line(tail)
+            context["ti"].xcom_push(key=BaseXCom.XCOM_RETURN_KEY, value=result)
+            publication.announce_publication(context, result, outlets=self.outlets)
+
+    def _failure_reason(self, pod: k8s.V1Pod) -> str | None:
+        """The reason in the step's failure line at the end of its log, if it is there."""
+        try:
+            tail = self._log_tail(pod)
+        except Exception as exc:  # the failure itself is what the task must report
+            self.log.warning("Cannot read the log of pod %s: %r", pod.metadata.name, exc)
+            return None
+        reasons = [reason for line in tail.splitlines() if (reason := failure_reason(line))]
+        return reasons[-1] if reasons else None
 
     def _log_tail(self, pod: k8s.V1Pod) -> str:
         # Raw: the client's own decoding of a log turns it into the repr of its bytes.

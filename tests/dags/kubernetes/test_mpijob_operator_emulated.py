@@ -17,6 +17,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
+import kmock
 import pytest
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
@@ -79,10 +80,22 @@ SCORE_MPIJOB: dict[str, Any] = {
 }
 
 
+class TaskInstance(SimpleNamespace):
+    """The slice of the task runner's task instance the operator reads, recording XComs."""
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
 def task_context(try_number: int = 1) -> Context:
     """The slice of the task runner's context the operator reads."""
-    ti = SimpleNamespace(
-        dag_id=DAG_ID, run_id=RUN_ID, task_id=TASK_ID, map_index=-1, try_number=try_number
+    ti = TaskInstance(
+        dag_id=DAG_ID,
+        run_id=RUN_ID,
+        task_id=TASK_ID,
+        map_index=-1,
+        try_number=try_number,
+        xcoms={},
     )
     return cast(Context, {"ti": ti})
 
@@ -140,6 +153,12 @@ def calls(kube: EmulatedKubernetes, start: int = 0) -> list[tuple[str, str, dict
     return [(r.method.value, r.url.path, dict(r.params)) for r in kube.requests()[start:]]
 
 
+def mpijob_calls(kube: EmulatedKubernetes) -> list[tuple[str, str, dict[str, str]]]:
+    """The requests about MPIJobs and Secrets: not the pod reads that follow the launcher's log,
+    which run beside the polls."""
+    return [call for call in calls(kube) if not call[1].startswith(PODS_PATH)]
+
+
 def deletion(name: str) -> tuple[str, str, dict[str, str]]:
     return ("DELETE", f"{MPIJOBS_PATH}/{name}", {"propagationPolicy": "Foreground"})
 
@@ -193,7 +212,7 @@ def test_mpijob_is_created_waited_on_deferred_succeeds_and_is_deleted__emulated_
 
     assert kube.objects(MPIJOBS) == {}
     assert kube.objects(SECRETS) == {}  # collected with its owner
-    assert calls(kube) == [
+    assert mpijob_calls(kube) == [
         ("GET", MPIJOBS_PATH, {"labelSelector": f"videostyle/task-run={RUN_HASH}"}),
         ("POST", MPIJOBS_PATH, {}),
         ("POST", SECRETS_PATH, {}),
@@ -229,11 +248,13 @@ def test_an_evicted_worker_fails_the_try_for_a_retry_and_the_mpijob_is_deleted__
         "labelSelector": f"training.kubeflow.org/job-name={trigger.name},"
         "training.kubeflow.org/job-role=launcher"
     }
-    assert calls(kube)[-3:] == [
+    assert mpijob_calls(kube)[-2:] == [
         ("GET", f"{MPIJOBS_PATH}/{trigger.name}", {}),
-        ("GET", PODS_PATH, launcher_pods),
         deletion(trigger.name),
     ]
+    # Then its launcher pods were listed for the exit code (and for the log's last lines).
+    after_last_poll = calls(kube)[calls(kube).index(mpijob_calls(kube)[-2]) + 1 : -1]
+    assert after_last_poll[0] == ("GET", PODS_PATH, launcher_pods)
 
 
 def test_a_retry_deletes_the_earlier_try_s_leftover_and_runs_under_a_fresh_name__emulated_api(
@@ -260,19 +281,16 @@ def test_a_retry_deletes_the_earlier_try_s_leftover_and_runs_under_a_fresh_name_
     assert set(kube.objects(SECRETS)) == {env_secret_name(second.name)}
 
 
-def test_launcher_exiting_with_bad_input_code_fails_without_retry__emulated_api(
-    kubernetes_connection: EmulatedKubernetes,
-) -> None:
-    kube = kubernetes_connection
-    trigger = defer(score_operator(), task_context())
-    mpijob_uid = kube.objects(MPIJOBS)[trigger.name]["metadata"]["uid"]
+def launcher_pod(kube: EmulatedKubernetes, mpijob: str, **status: Any) -> str:
+    """Play the MPI Operator: the launcher pod of `mpijob`, with this status; its name."""
+    name = f"{mpijob}-launcher-x7k2p"
     kube.put(
         PODS,
         {
             "metadata": {
-                "name": f"{trigger.name}-launcher-x7k2p",
+                "name": name,
                 "labels": {
-                    "training.kubeflow.org/job-name": trigger.name,
+                    "training.kubeflow.org/job-name": mpijob,
                     "training.kubeflow.org/job-role": "launcher",
                 },
                 # Really owned by the launcher Job, which the MPIJob owns.
@@ -280,29 +298,176 @@ def test_launcher_exiting_with_bad_input_code_fails_without_retry__emulated_api(
                     {
                         "apiVersion": "kubeflow.org/v2beta1",
                         "kind": "MPIJob",
-                        "name": trigger.name,
-                        "uid": mpijob_uid,
+                        "name": mpijob,
+                        "uid": kube.objects(MPIJOBS)[mpijob]["metadata"]["uid"],
                     }
                 ],
             },
             "spec": {"containers": [{"name": "launcher", "image": "videostyle-worker"}]},
-            "status": {
-                "phase": "Failed",
-                "containerStatuses": [
-                    {"name": "launcher", "state": {"terminated": {"exitCode": 3}}}
-                ],
-            },
+            "status": status,
         },
     )
+    return name
+
+
+def stamped(lines: list[str]) -> list[str]:
+    """Lines as the API serves a log with timestamps=true (kubelet format, a ms apart)."""
+    return [f"2026-01-01T10:00:00.{i:03d}000000Z {line}" for i, line in enumerate(lines)]
+
+
+def test_launcher_exiting_with_bad_input_code_fails_without_retry_saying_why__emulated_api(
+    kubernetes_connection: EmulatedKubernetes,
+) -> None:
+    kube = kubernetes_connection
+    trigger = defer(score_operator(), task_context())
+    reason = "the plan of job j1 is unusable"
+    pod = launcher_pod(
+        kube,
+        trigger.name,
+        phase="Failed",
+        containerStatuses=[{"name": "launcher", "state": {"terminated": {"exitCode": 3}}}],
+    )
+    log = stamped(
+        [
+            "2026-01-01 10:00:00,000 videostyle ERROR score failed: " + reason,
+            "2026-01-01 10:00:00,000 videostyle ERROR score failed: " + reason,  # the other rank
+            "application called MPI_Abort(MPI_COMM_WORLD, 3) - process 0",
+        ]
+    )
+    kube.server[f"get {PODS_PATH}/{pod}/log"] << "\n".join(log).encode()
     status = conditions("MPIJobCreated", failed="BackoffLimitExceeded/")
     kube.report_statuses(trigger.name, [status])
 
     event = run_in_triggerer(trigger)
-    assert event["launcher_exit_code"] == 3
-    with pytest.raises(AirflowFailException, match="unusable"):
-        score_operator().execute_complete(task_context(), event)
+    assert (event["launcher_exit_code"], event["failure"]) == (3, reason)
+    context = task_context()
+    with pytest.raises(AirflowFailException) as failure:
+        score_operator().execute_complete(context, event)
+    assert str(failure.value) == f"MPIJob {NAMESPACE}/{trigger.name} failed: {reason}"
+    assert context["ti"].xcoms == {"failure": reason}
     assert kube.objects(MPIJOBS) == {}
     assert kube.objects(PODS) == {}
+
+
+def test_without_a_reason_in_its_log_the_bad_input_code_still_fails_without_retry__emulated_api(
+    kubernetes_connection: EmulatedKubernetes,
+) -> None:
+    kube = kubernetes_connection
+    trigger = defer(score_operator(), task_context())
+    pod = launcher_pod(
+        kube,
+        trigger.name,
+        phase="Failed",
+        containerStatuses=[{"name": "launcher", "state": {"terminated": {"exitCode": 3}}}],
+    )
+    kube.server[f"get {PODS_PATH}/{pod}/log"] << b""
+    kube.report_statuses(trigger.name, [conditions("MPIJobCreated", failed="BackoffLimitExceeded")])
+
+    event = run_in_triggerer(trigger)
+    context = task_context()
+    with pytest.raises(
+        AirflowFailException, match=r"bad input or parameter \(launcher exit code 3"
+    ):
+        score_operator().execute_complete(context, event)
+    assert context["ti"].xcoms == {}
+
+
+def play_a_run_that_ends_after_log_reads(
+    kube: EmulatedKubernetes, mpijob: str, pod: str, reads: int, serve: Any
+) -> list[kmock.Request]:
+    """The MPIJob runs until the launcher's log has been asked for `reads` times, then succeeds;
+    each ask is answered by `serve(n)`, n counting from 1. Returns the log requests."""
+    asked: list[kmock.Request] = []
+
+    def answer(request: kmock.Request) -> Any:
+        asked.append(request)
+        return serve(len(asked))
+
+    def advance(request: kmock.Request) -> None:
+        if request.action == kmock.action.FETCH and request.resource == MPIJOBS:
+            done = len(asked) >= reads
+            status = conditions("MPIJobCreated", "MPIJobSucceeded" if done else "MPIJobRunning")
+            kube.server.objects[MPIJOBS, NAMESPACE, mpijob]["status"] = status
+
+    kube.server[f"get {PODS_PATH}/{pod}/log"] << answer
+    kube.server.before_serving.append(advance)
+    return asked
+
+
+RANKS_LOG = stamped(
+    [
+        "2026-01-01 10:00:00,000 videostyle.steps.score INFO rank 0/2: 3 units, 0 already done",
+        "2026-01-01 10:00:01,000 videostyle.progress INFO "
+        "progress rank 0/2: 0/50 frames (0%), 0.0 frames/s, ETA unknown",
+        "2026-01-01 10:00:01,000 videostyle.progress INFO "
+        "progress rank 1/2: 0/50 frames (0%), 0.0 frames/s, ETA unknown",
+        "2026-01-01 10:00:06,000 videostyle.progress INFO "
+        "progress rank 0/2: 20/50 frames (40%), 4.0 frames/s, ETA 8 s",
+        "2026-01-01 10:00:06,000 videostyle.progress INFO "
+        "progress rank 1/2: 18/50 frames (36%), 3.6 frames/s, ETA 9 s",
+        "2026-01-01 10:00:14,000 videostyle.progress INFO "
+        "progress rank 0/2: 50/50 frames (100%), 4.1 frames/s, ETA 0 s",
+        "2026-01-01 10:00:15,000 videostyle.progress INFO "
+        "progress rank 1/2: 50/50 frames (100%), 3.7 frames/s, ETA 0 s",
+    ]
+)
+
+
+def test_the_launchers_log_streams_into_the_task_log_once_with_the_jobs_progress__emulated_api(
+    kubernetes_connection: EmulatedKubernetes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kube = kubernetes_connection
+    # Bounded: a trigger that stopped reading the log would wait forever here.
+    trigger = defer(score_operator(wait_timeout=timedelta(seconds=30)), task_context())
+    pod = launcher_pod(kube, trigger.name, phase="Running")
+    # The log grows by two lines between reads, and each answer repeats all of it, as if the
+    # API ignored sinceSeconds: lines already copied must not be copied again.
+    asked = play_a_run_that_ends_after_log_reads(
+        kube,
+        trigger.name,
+        pod,
+        reads=3,
+        serve=lambda n: "\n".join(RANKS_LOG[: 3 + 2 * n]).encode(),
+    )
+
+    event = run_in_triggerer(trigger)
+    assert score_operator().execute_complete(task_context(), event) == trigger.name
+    assert event["failure"] is None
+
+    task_log = capsys.readouterr().out
+    for line in RANKS_LOG:
+        assert task_log.count(line.partition(" ")[2]) == 1, line
+    jobs = re.findall(r"progress job: [^\[]*?(?= +\[)", task_log)
+    assert jobs[0] == "progress job: 0/100 frames (0%), 0.0 frames/s, ETA unknown"
+    assert jobs[-1] == "progress job: 100/100 frames (100%), 7.8 frames/s, ETA 0 s"
+    assert len(asked) >= 3  # while it ran, and once more at its end
+    params = [dict(request.params) for request in asked]
+    assert all(p["container"] == "launcher" and p["timestamps"] == "True" for p in params)
+    assert "sinceSeconds" not in params[0]
+    assert all(int(p["sinceSeconds"]) >= 10 for p in params[1:])
+
+
+def test_a_launcher_log_that_cannot_be_read_is_a_warning_not_a_failure__emulated_api(
+    kubernetes_connection: EmulatedKubernetes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kube = kubernetes_connection
+    # Bounded: a trigger that stopped reading the log would wait forever here.
+    trigger = defer(score_operator(wait_timeout=timedelta(seconds=30)), task_context())
+    pod = launcher_pod(kube, trigger.name, phase="Running")
+    asked = play_a_run_that_ends_after_log_reads(  # no pods/log in the role, say
+        kube, trigger.name, pod, reads=3, serve=lambda n: kmock.Response(status=403)
+    )
+
+    event = run_in_triggerer(trigger)
+    assert score_operator().execute_complete(task_context(), event) == trigger.name
+
+    task_log = capsys.readouterr().out
+    warning = (
+        f"Cannot read the launcher's log of MPIJob {trigger.name}: "
+        "the Kubernetes API answered 403 Forbidden"
+    )
+    assert task_log.count(warning) == 1  # said once, not at every read
+    assert len(asked) >= 3
 
 
 def test_without_deferring_the_worker_waits_with_the_same_trigger__emulated_api(
@@ -317,7 +482,10 @@ def test_without_deferring_the_worker_waits_with_the_same_trigger__emulated_api(
     assert score_operator(deferrable=False).execute(task_context()) == name
 
     assert kube.objects(MPIJOBS) == {}
-    assert calls(kube)[-3:] == [*[("GET", f"{MPIJOBS_PATH}/{name}", {})] * 2, deletion(name)]
+    assert mpijob_calls(kube)[-3:] == [
+        *[("GET", f"{MPIJOBS_PATH}/{name}", {})] * 2,
+        deletion(name),
+    ]
 
 
 def test_a_job_never_admitted_times_out_for_a_retry_and_is_deleted__emulated_api(

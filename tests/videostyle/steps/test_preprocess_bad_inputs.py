@@ -5,11 +5,13 @@ import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.media import make_clip
-from videostyle.errors import BadInputError
+from videostyle.errors import BadInputError, BadParameterError, failure_reason
+from videostyle.launch import step_argv, step_env
 from videostyle.settings import Settings
 from videostyle.steps.preprocess import preprocess, quarantine_name
 from videostyle.storage import Stores
@@ -254,3 +256,62 @@ def test_a_missing_input_is_a_bad_input(stores: Stores) -> None:
             crf=16,
             ranks=1,
         )
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        (
+            {"style": "mona-lisa"},
+            "bad parameter style='mona-lisa': unknown style 'mona-lisa'; known: pastel, ",
+        ),
+        ({"strength": 2.0}, "bad parameter strength=2.0: outside [0, 1]"),
+        ({"crf": 60}, "bad parameter crf=60: outside H.264's 0..51"),
+        (
+            {"model": "az://models/mine.pth", "style": "scream"},
+            "bad parameter style='scream': checkpoint az://models/mine.pth has its own style",
+        ),
+    ],
+    ids=["unknown-style", "strength", "crf", "style-with-checkpoint"],
+)
+def test_a_bad_parameter_is_named_as_such_and_the_video_is_not_quarantined(
+    stores: Stores, tmp_path: Path, job: dict[str, Any], message: str
+) -> None:
+    stores.inputs.upload(make_clip(tmp_path / "clip.mp4", frames=5), "clip.mp4")
+    options: dict[str, Any] = {
+        "model": "multistyle26",
+        "style": "scream",
+        "strength": 1.0,
+        "crf": 16,
+    } | job
+    with pytest.raises(BadParameterError) as caught:
+        preprocess(
+            stores, stores_settings(stores), video="clip.mp4", job_id="j6", ranks=1, **options
+        )
+    assert str(caught.value).startswith(message)
+    assert caught.value.exit_code == 3  # never retried
+    assert not stores.work.exists(quarantine_name("j6")), "the video is not to blame"
+    assert not stores.work.list("jobs")
+
+
+def test_the_cli_names_an_unknown_style_as_a_bad_parameter_and_exits_3(
+    blob_env: str, tmp_path: Path
+) -> None:
+    """The real CLI against Azurite, as a launcher runs it."""
+    stores = Stores(Settings())
+    stores.inputs.upload(make_clip(tmp_path / "clip.mp4", frames=5), "clip.mp4")
+    done = subprocess.run(
+        step_argv("preprocess", ["clip.mp4", "--job", "j7", "--style", "mona-lisa"]),
+        env=step_env({"VIDEOSTYLE_SCRATCH_DIR": str(tmp_path / "scratch")}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 3
+    last = done.stderr.strip().splitlines()[-1]
+    assert " videostyle ERROR preprocess failed: bad parameter style='mona-lisa': " in last
+    reason = failure_reason(last)
+    assert reason is not None
+    assert reason.startswith("bad parameter style='mona-lisa': unknown style 'mona-lisa'; known:")
+    assert not stores.work.exists(quarantine_name("j7"))

@@ -1,16 +1,21 @@
-"""Publishing: the report last with the video's digest; no run overwrites another's output."""
+"""Publishing: the video and its preview, the report last with the video's digest; no run
+overwrites another's output."""
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.media import CLIP_FRAMES, CLIP_RATE, CLIP_SIZE, decode_rgb, make_clip, psnr
 from videostyle.plan import Plan, Unit
 from videostyle.settings import Settings
 from videostyle.steps import publish as publish_step
 from videostyle.steps.publish import publish, published_report
 from videostyle.storage import Stores
+
+WIDTH, HEIGHT = CLIP_SIZE
 
 
 @pytest.fixture
@@ -23,55 +28,143 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-def stitched_job(stores: Stores, job_id: str, *, version: str, content: bytes) -> Plan:
-    """A job as stitch leaves it: a plan and its stitched video in the work container."""
+def restyled(source: Path, path: Path, video_filter: str) -> Path:
+    """A stand-in for a scored video: `source` through an ffmpeg filter, frames and timing kept."""
+    encode = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "copy"]
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(source),
+            "-vf",
+            video_filter,
+            *encode,
+            str(path),
+        ],
+        check=True,
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A source clip and two different stylings of it."""
+    folder = tmp_path_factory.mktemp("publish")
+    source = make_clip(folder / "source.mp4")
+    return {
+        "source": source,
+        "negated": restyled(source, folder / "negated.mp4", "negate"),
+        "flipped": restyled(source, folder / "flipped.mp4", "hflip"),
+    }
+
+
+def stitched_job(
+    stores: Stores,
+    job_id: str,
+    *,
+    version: str,
+    source: Path,
+    stitched: Path,
+    frames: int = CLIP_FRAMES,
+) -> Plan:
+    """A job as stitch leaves it: a plan, its source and its stitched video in the work store."""
     plan = Plan(
         job_id=job_id,
         video="clips/beach.mp4",
         source_version=version,
         source_ext=".mp4",
-        width=64,
-        height=48,
-        frame_count=1,
-        frame_rate="25/1",
+        width=WIDTH,
+        height=HEIGHT,
+        frame_count=frames,
+        frame_rate=CLIP_RATE,
         start_s=0.0,
-        duration_s=0.04,
-        audio=False,
-        audio_copied=False,
+        duration_s=frames * 1001 / 24000,
+        audio=True,
+        audio_copied=True,
         model="multistyle26",
         style="scream",
         strength=1.0,
         crf=16,
-        units=(Unit(index=0, first_frame=0, frame_count=1, seek_s=0.0, start_s=-1.0, end_s=None),),
+        units=(
+            Unit(index=0, first_frame=0, frame_count=frames, seek_s=0.0, start_s=-1.0, end_s=None),
+        ),
     )
     plan.save(stores.work)
-    stores.work.write_bytes(plan.stitched_name, content)
+    stores.work.upload(source, plan.source_name)
+    stores.work.upload(stitched, plan.stitched_name)
     return plan
 
 
-def test_report_is_written_last_and_names_the_videos_digest(settings: Settings) -> None:
+def test_the_result_names_every_blob_with_its_uri_and_the_reports_figures(
+    settings: Settings, clips: dict[str, Path]
+) -> None:
     stores = Stores(settings)
-    stitched_job(stores, "job-1", version="v1", content=b"styled video bytes")
+    stitched_job(stores, "job-1", version="v1", source=clips["source"], stitched=clips["negated"])
 
-    names = publish(stores, settings, job_id="job-1")
+    result = publish(stores, settings, job_id="job-1")
 
-    assert names == {
+    styled = clips["negated"].read_bytes()
+    outputs = settings.outputs_url
+    assert result == {
         "output": "clips/beach.mp4/scream.mp4",
+        "preview": "clips/beach.mp4/scream.png",
         "report": "clips/beach.mp4/scream.json",
+        "container": None,  # a local folder: no container
+        "output_uri": f"{outputs}/clips/beach.mp4/scream.mp4",
+        "preview_uri": f"{outputs}/clips/beach.mp4/scream.png",
+        "report_uri": f"{outputs}/clips/beach.mp4/scream.json",
+        "job": "job-1",
+        "frames": CLIP_FRAMES,
+        "fps": CLIP_RATE,
+        "width": WIDTH,
+        "height": HEIGHT,
+        "duration_s": CLIP_FRAMES * 1001 / 24000,
+        "style": "scream",
+        "strength": 1.0,
+        "sha256": hashlib.sha256(styled).hexdigest(),
+        "bytes": len(styled),
     }
-    assert stores.outputs.read_bytes(names["output"]) == b"styled video bytes"
-    report = published_report(stores.outputs, names["report"])
+    assert stores.outputs.read_bytes(result["output"]) == styled
+    report = published_report(stores.outputs, result["report"])
     assert report is not None
-    assert report["sha256"] == hashlib.sha256(b"styled video bytes").hexdigest()
-    assert (report["job"], report["source_version"], report["frames"]) == ("job-1", "v1", 1)
+    assert report["sha256"] == hashlib.sha256(styled).hexdigest()
+    assert (report["job"], report["source_version"], report["frames"]) == ("job-1", "v1", 50)
+    assert (report["output"], report["preview"]) == (result["output"], result["preview"])
+
+
+@pytest.mark.parametrize("frames", [CLIP_FRAMES, 1])
+def test_the_preview_is_the_middle_frame_of_the_source_beside_it_styled(
+    settings: Settings, tmp_path: Path, frames: int
+) -> None:
+    stores = Stores(settings)
+    source = make_clip(tmp_path / "source.mp4", frames=frames)
+    styled = restyled(source, tmp_path / "styled.mp4", "negate")
+    stitched_job(stores, "job-1", version="v1", source=source, stitched=styled, frames=frames)
+
+    result = publish(stores, settings, job_id="job-1")
+
+    assert stores.outputs.exists("clips/beach.mp4/scream.png")
+    png = stores.outputs.download(result["preview"], tmp_path / "preview.png")
+    (preview,) = decode_rgb(png)
+    assert preview.shape == (HEIGHT, 2 * WIDTH, 3)  # input | output
+    left, right = preview[:, :WIDTH], preview[:, WIDTH:]
+    middle = frames // 2
+    assert psnr(left, decode_rgb(source)[middle]) > 40
+    assert psnr(right, decode_rgb(styled)[middle]) > 40
+    assert psnr(left, right) < 10  # the right half really is the styled frame
 
 
 def test_publish_killed_before_its_report_leaves_nothing_that_looks_finished(
     settings: Settings,
+    clips: dict[str, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     stores = Stores(settings)
-    stitched_job(stores, "job-1", version="v1", content=b"styled video bytes")
+    stitched_job(stores, "job-1", version="v1", source=clips["source"], stitched=clips["negated"])
 
     def killed(*_: object) -> None:
         raise KeyboardInterrupt  # the process dies between the video and its report
@@ -80,37 +173,45 @@ def test_publish_killed_before_its_report_leaves_nothing_that_looks_finished(
     with pytest.raises(KeyboardInterrupt):
         publish(stores, settings, job_id="job-1")
     assert stores.outputs.exists("clips/beach.mp4/scream.mp4")
+    assert stores.outputs.exists("clips/beach.mp4/scream.png")
     assert published_report(stores.outputs, "clips/beach.mp4/scream.json") is None
 
     monkeypatch.undo()
     publish(stores, settings, job_id="job-1")  # the retry completes it
     report = published_report(stores.outputs, "clips/beach.mp4/scream.json")
     assert report is not None
-    assert report["sha256"] == hashlib.sha256(b"styled video bytes").hexdigest()
+    assert report["sha256"] == hashlib.sha256(clips["negated"].read_bytes()).hexdigest()
 
 
 def test_a_second_run_of_the_same_content_does_not_overwrite_the_first(
-    settings: Settings,
+    settings: Settings, clips: dict[str, Path]
 ) -> None:
     stores = Stores(settings)
-    stitched_job(stores, "job-1", version="v1", content=b"first run")
-    stitched_job(stores, "job-2", version="v1", content=b"duplicate run")
+    stitched_job(stores, "job-1", version="v1", source=clips["source"], stitched=clips["negated"])
+    stitched_job(stores, "job-2", version="v1", source=clips["source"], stitched=clips["flipped"])
 
-    publish(stores, settings, job_id="job-1")
-    publish(stores, settings, job_id="job-2")
+    first = publish(stores, settings, job_id="job-1")
+    second = publish(stores, settings, job_id="job-2")
 
-    assert stores.outputs.read_bytes("clips/beach.mp4/scream.mp4") == b"first run"
+    assert stores.outputs.read_bytes("clips/beach.mp4/scream.mp4") == clips["negated"].read_bytes()
     report = json.loads(stores.outputs.read_bytes("clips/beach.mp4/scream.json"))
     assert report["job"] == "job-1"
+    assert second == first  # what it names is the first run's publication
 
 
-def test_a_rerun_of_the_same_job_and_a_new_version_do_publish(settings: Settings) -> None:
+def test_a_rerun_of_the_same_job_and_a_new_version_do_publish(
+    settings: Settings, clips: dict[str, Path]
+) -> None:
     stores = Stores(settings)
-    stitched_job(stores, "job-1", version="v1", content=b"first run")
+    stitched_job(stores, "job-1", version="v1", source=clips["source"], stitched=clips["negated"])
     publish(stores, settings, job_id="job-1")
     publish(stores, settings, job_id="job-1")  # idempotent rerun
-    assert stores.outputs.read_bytes("clips/beach.mp4/scream.mp4") == b"first run"
+    assert stores.outputs.read_bytes("clips/beach.mp4/scream.mp4") == clips["negated"].read_bytes()
 
-    stitched_job(stores, "job-2", version="v2", content=b"the new version")
-    publish(stores, settings, job_id="job-2")
-    assert stores.outputs.read_bytes("clips/beach.mp4/scream.mp4") == b"the new version"
+    stitched_job(stores, "job-2", version="v2", source=clips["source"], stitched=clips["flipped"])
+    result = publish(stores, settings, job_id="job-2")
+    assert stores.outputs.read_bytes("clips/beach.mp4/scream.mp4") == clips["flipped"].read_bytes()
+    assert (result["job"], result["sha256"]) == (
+        "job-2",
+        hashlib.sha256(clips["flipped"].read_bytes()).hexdigest(),
+    )
