@@ -1,4 +1,5 @@
-"""Test-side readers of what the pipeline wrote: frames, timestamps and durations, via ffmpeg."""
+"""Test-side videos via ffmpeg: clips to feed the pipeline, stand-ins for its styled ones, and
+readers of what it wrote (frames, timestamps and durations)."""
 
 import json
 import subprocess
@@ -38,6 +39,28 @@ def make_clip(path: Path, *, frames: int = CLIP_FRAMES, audio: bool = True) -> P
         ]
     argv += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "12", str(path)]
     subprocess.run(argv, check=True)
+    return path
+
+
+def restyled(source: Path, path: Path, video_filter: str) -> Path:
+    """A stand-in for a scored video: `source` through an ffmpeg filter, frames and timing kept."""
+    encode = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "copy"]
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(source),
+            "-vf",
+            video_filter,
+            *encode,
+            str(path),
+        ],
+        check=True,
+    )
     return path
 
 

@@ -8,21 +8,18 @@ import signal
 import subprocess
 import threading
 from collections.abc import Sequence
-from typing import IO, Any, NoReturn
+from typing import IO, Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException
 
-from videostyle.errors import BadInputError, failure_reason
+from videostyle.errors import failure_reason
 from videostyle.launch import step_argv, step_env
 from videostyle.progress import JobProgress
 from videostyle_airflow import credentials, publication
 from videostyle_airflow.config import BLOB_CONN_ID
+from videostyle_airflow.step_failure import BAD_INPUT_EXIT_CODE, step_failure
 
-# The CLI's exit code for an unusable input: retrying cannot help.
-BAD_INPUT_EXIT_CODE = BadInputError.exit_code
-# The XCom under which a failed step leaves its reason, for the UI's XCom tab.
-FAILURE_XCOM_KEY = "failure"
 _GRACE_S = 30  # between SIGTERM and SIGKILL: time for mpirun to stop its ranks
 
 
@@ -36,8 +33,8 @@ class LocalStepOperator(BaseOperator):
     account-wide credential variables. Exit code 3 (bad input or parameter) fails the task
     without retries; any other failure raises a retryable error. A failure's message is the
     reason the step gave (its `<step> failed: <reason>` line), also pushed to XCom under
-    FAILURE_XCOM_KEY. The step's output is copied into the task log line by line, and the
-    ranks' progress lines are summed into the whole job's (`progress job: ...`).
+    FAILURE_XCOM_KEY (see step_failure). The step's output is copied into the task log line by
+    line, and the ranks' progress lines are summed into the whole job's (`progress job: ...`).
 
     :param step: the CLI step: preprocess, score, stitch or publish.
     :param args: the step's arguments after its name (templated).
@@ -94,8 +91,14 @@ class LocalStepOperator(BaseOperator):
             code = self._child.wait()
         finally:
             self._stop_child()
-        if code != 0:
-            self._fail(context, code, output.failure)
+        if code != 0:  # the exception's message, the step's own reason, ends the task log
+            raise step_failure(
+                context,
+                self.step,
+                output.failure,
+                bad_input=code == BAD_INPUT_EXIT_CODE,
+                exit_code=f"exit code {code}",
+            )
         if not self.returns_result_line:
             return None
         try:
@@ -107,20 +110,6 @@ class LocalStepOperator(BaseOperator):
 
     def on_kill(self) -> None:
         self._stop_child()
-
-    def _fail(self, context: Context, code: int, reason: str | None) -> NoReturn:
-        """Fail with the step's own reason: the exception's message ends the task log."""
-        if reason is not None:
-            context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=reason)
-        if code == BAD_INPUT_EXIT_CODE:
-            raise AirflowFailException(
-                f"{self.step} failed: {reason}"
-                if reason
-                else f"{self.step}: bad input or parameter (exit code {code})"
-            )
-        raise AirflowException(
-            f"{self.step} failed with exit code {code}" + (f": {reason}" if reason else "")
-        )
 
     def _stop_child(self) -> None:
         child = self._child

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.dags.connections import wasb_connection_uri
+from tests.dags.operator_doubles import RecordedLog
 
 if TYPE_CHECKING:
     from airflow.dag_processing.dagbag import DagBag
@@ -77,3 +78,13 @@ def blob_connection(azurite: str, blob_env: str, monkeypatch: pytest.MonkeyPatch
 def airflow_env(airflow_home: Path, blob_connection: str) -> dict[str, str]:
     """Environment of an Airflow whose `videostyle_blob` connection is Azurite (see above)."""
     return dict(os.environ)
+
+
+@pytest.fixture
+def task_log(monkeypatch: pytest.MonkeyPatch) -> RecordedLog:
+    """The local launcher's task log, recorded (every LocalStepOperator's, for one test)."""
+    from videostyle_airflow.local_step import LocalStepOperator
+
+    recorded = RecordedLog()
+    monkeypatch.setattr(LocalStepOperator, "log", property(lambda self: recorded))
+    return recorded

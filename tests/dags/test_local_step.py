@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from tests.dags.operator_doubles import RecordedLog, TaskInstance
 from videostyle_airflow import local_step
 from videostyle_airflow.launchers import step_task
 from videostyle_airflow.local_step import LocalStepOperator
@@ -78,39 +79,6 @@ def test_other_failures_are_retryable(child_code: list[str]) -> None:
     with pytest.raises(AirflowException, match="exit code 1") as failure:
         run_step("score")
     assert not isinstance(failure.value, AirflowFailException)
-
-
-class TaskInstance:
-    """The slice of the task runner's task instance the operator uses: XComs, recorded."""
-
-    def __init__(self) -> None:
-        self.xcoms: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
-class RecordedLog:
-    """The operator's task log, as (when, line)."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[float, str]] = []
-
-    def info(self, message: str, *args: Any) -> None:
-        self.lines.append((time.monotonic(), message % args))
-
-    warning = error = info
-
-    @property
-    def text(self) -> list[str]:
-        return [line for _, line in self.lines]
-
-
-@pytest.fixture
-def task_log(monkeypatch: pytest.MonkeyPatch) -> RecordedLog:
-    recorded = RecordedLog()
-    monkeypatch.setattr(LocalStepOperator, "log", property(lambda self: recorded))
-    return recorded
 
 
 QUARANTINED = (

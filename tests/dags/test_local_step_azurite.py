@@ -2,13 +2,13 @@
 log while the ranks work, and a failed step's reason ends the log and lands in XCom."""
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from tests.dags.operator_doubles import RecordedLog, TaskInstance
 from videostyle.defaults import BUILTIN_MODEL
 from videostyle.plan import load_plan
 from videostyle.progress import JOB_LINE, RANK_LINE, parse_progress
@@ -18,35 +18,6 @@ from videostyle.storage import Stores
 from videostyle_airflow.local_step import LocalStepOperator
 
 RANKS = 2
-
-
-class TaskInstance:
-    """The slice of the task runner's task instance the operator uses: XComs, recorded."""
-
-    def __init__(self) -> None:
-        self.xcoms: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
-class RecordedLog:
-    """The operator's task log, each line with the time it was written."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[float, str]] = []
-
-    def info(self, message: str, *args: Any) -> None:
-        self.lines.append((time.monotonic(), message % args))
-
-    warning = error = info
-
-
-@pytest.fixture
-def task_log(monkeypatch: pytest.MonkeyPatch) -> RecordedLog:
-    recorded = RecordedLog()
-    monkeypatch.setattr(LocalStepOperator, "log", property(lambda self: recorded))
-    return recorded
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ stand-in styled video (the source negated) where the real one would be.
 
 import hashlib
 import json
-import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,7 +37,7 @@ from tests.dags.kubernetes.conftest import (  # noqa: F401 (fixtures, by name)
     kubernetes_connection,
 )
 from tests.dags.kubernetes.test_step_pod_operator_emulated import finish, task_context
-from tests.media import decode_rgb, psnr
+from tests.media import decode_rgb, psnr, restyled
 from videostyle.launch import step_argv
 from videostyle.plan import load_plan
 from videostyle.settings import Settings
@@ -78,25 +77,7 @@ def stores(airflow_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.Monk
 
 @pytest.fixture
 def styled(sample_clip: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "styled.mp4"
-    encode = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "copy"]
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-i",
-            str(sample_clip),
-            "-vf",
-            "negate",
-            *encode,
-            str(path),
-        ],
-        check=True,
-    )
-    return path
+    return restyled(sample_clip, tmp_path / "styled.mp4", "negate")
 
 
 def run_process_dag(

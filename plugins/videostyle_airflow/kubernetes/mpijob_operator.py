@@ -25,7 +25,7 @@ from videostyle_airflow.kubernetes.mpijob_trigger import (
     VERSION,
     MPIJobTrigger,
 )
-from videostyle_airflow.local_step import FAILURE_XCOM_KEY
+from videostyle_airflow.step_failure import step_failure
 
 # Every try's MPIJob carries its task run's hash, so a later try finds what an earlier one left.
 TASK_RUN_LABEL = "videostyle/task-run"
@@ -72,9 +72,9 @@ class MPIJobOperator(BaseOperator):
     (`mpijob_state`): Succeeded returns the MPIJob's name; Failed (evicted, launcher failed,
     deadline) raises a retryable error; a launcher exiting with the CLI's bad-input code fails
     the task without retries. A failure's message carries the reason the launcher's log gave,
-    also pushed to XCom under FAILURE_XCOM_KEY. While it runs, the launcher's log is copied
-    into the task log (see MPIJobTrigger). The MPIJob is deleted (foreground: its pods first)
-    however the wait ends, and by `on_kill`.
+    also pushed to XCom under FAILURE_XCOM_KEY (see step_failure). While it runs, the
+    launcher's log is copied into the task log (see MPIJobTrigger). The MPIJob is deleted
+    (foreground: its pods first) however the wait ends, and by `on_kill`.
 
     `secret_env` goes into a Secret owned by the MPIJob, so Kubernetes deletes it with the
     MPIJob. The body names it ENV_SECRET_PLACEHOLDER (e.g. `"envFrom": [env_from_attempt_secret()]`
@@ -183,19 +183,14 @@ class MPIJobOperator(BaseOperator):
             if state.outcome is Outcome.SUCCEEDED:
                 self.log.info("MPIJob %s/%s succeeded", namespace, name)
                 return str(name)
-            reason = event.get("failure")  # absent from an event of an older trigger
-            if reason:
-                context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=reason)
-            if state.outcome is Outcome.BAD_INPUT:
-                raise AirflowFailException(
-                    f"MPIJob {namespace}/{name} failed: {reason}"
-                    if reason
-                    else f"MPIJob {namespace}/{name}: bad input or parameter "
-                    f"(launcher exit code {event['launcher_exit_code']})"
-                )
-            raise AirflowException(
-                f"MPIJob {namespace}/{name} did not succeed ({state.reason}): {state.message}"
-                + (f"; the launcher said: {reason}" if reason else "")
+            raise step_failure(
+                context,
+                f"MPIJob {namespace}/{name}",
+                event.get("failure"),  # absent from an event of an older trigger
+                bad_input=state.outcome is Outcome.BAD_INPUT,
+                exit_code=f"launcher exit code {event['launcher_exit_code']}",
+                failed=f"did not succeed ({state.reason}): {state.message}",
+                reason_after="; the launcher said: ",
             )
         finally:
             self._delete(name, namespace)

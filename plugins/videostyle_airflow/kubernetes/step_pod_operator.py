@@ -6,7 +6,7 @@ What it adds, and no more:
   (kept across a deferral, which the pod outlives).
 - The CLI's bad-input exit code fails the task without retries; other failures stay retryable.
   Either way the failure's message is the reason the step's log ends with, also pushed to
-  XCom under FAILURE_XCOM_KEY.
+  XCom under FAILURE_XCOM_KEY (see step_failure).
 - With `returns_result_line`, the step's last output line (publish's JSON naming what it
   wrote) is read off the finished pod and pushed to XCom, as the local launcher returns it;
   the task then has publication's links and announces the output (see publication).
@@ -22,12 +22,12 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.providers.cncf.kubernetes.utils.container import get_container_status
 from airflow.sdk import Context
 from airflow.sdk.bases.xcom import BaseXCom
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from airflow.sdk.log import mask_secret
 from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
-from videostyle.errors import BadInputError, failure_reason
+from videostyle.errors import failure_reason
 from videostyle_airflow import credentials, publication
 from videostyle_airflow.config import BLOB_CONN_ID
 from videostyle_airflow.kubernetes.mpijob_operator import (
@@ -37,9 +37,8 @@ from videostyle_airflow.kubernetes.mpijob_operator import (
     task_run_hash,
 )
 from videostyle_airflow.kubernetes.pod_spec import active_deadline_seconds
-from videostyle_airflow.local_step import FAILURE_XCOM_KEY
+from videostyle_airflow.step_failure import BAD_INPUT_EXIT_CODE, step_failure
 
-BAD_INPUT_EXIT_CODE = BadInputError.exit_code
 # Lines read back from the end of the log to find the result or failure line (stderr may
 # follow it).
 RESULT_TAIL_LINES = 20
@@ -134,19 +133,16 @@ class StepPodOperator(KubernetesPodOperator):
                 pod=pod, remote_pod=remote_pod, context=context, result=result, **kwargs
             )
         except AirflowException as exc:
-            if reason:
-                context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value=reason)
-            if exit_code == BAD_INPUT_EXIT_CODE:
-                raise AirflowFailException(
-                    f"{self.step} failed: {reason}"
-                    if reason
-                    else f"{self.step}: bad input or parameter (exit code {exit_code})"
-                ) from exc
-            if reason:
-                raise AirflowException(
-                    f"{self.step} failed with exit code {exit_code}: {reason}"
-                ) from exc
-            raise
+            bad_input = exit_code == BAD_INPUT_EXIT_CODE
+            if not (reason or bad_input):
+                raise  # nothing to add to the provider's own message
+            raise step_failure(
+                context,
+                self.step,
+                reason,
+                bad_input=bad_input,
+                exit_code=f"exit code {exit_code}",
+            ) from exc
         if tail is not None:
             result = _result_line(tail)
             context["ti"].xcom_push(key=BaseXCom.XCOM_RETURN_KEY, value=result)

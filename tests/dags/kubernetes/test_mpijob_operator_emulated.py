@@ -14,7 +14,6 @@ import json
 import logging
 import re
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any, cast
 
 import kmock
@@ -29,6 +28,7 @@ from tests.dags.kubernetes.conftest import (
     SECRETS,
     EmulatedKubernetes,
 )
+from tests.dags.operator_doubles import TaskInstance
 from videostyle_airflow.kubernetes.mpijob_operator import (
     ENV_SECRET_PLACEHOLDER,
     MPIJobOperator,
@@ -80,13 +80,6 @@ SCORE_MPIJOB: dict[str, Any] = {
 }
 
 
-class TaskInstance(SimpleNamespace):
-    """The slice of the task runner's task instance the operator reads, recording XComs."""
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
 def task_context(try_number: int = 1) -> Context:
     """The slice of the task runner's context the operator reads."""
     ti = TaskInstance(
@@ -95,7 +88,6 @@ def task_context(try_number: int = 1) -> Context:
         task_id=TASK_ID,
         map_index=-1,
         try_number=try_number,
-        xcoms={},
     )
     return cast(Context, {"ti": ti})
 

@@ -17,6 +17,7 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from tests.dags.kubernetes.conftest import NAMESPACE, PODS, SECRETS, EmulatedKubernetes
+from tests.dags.operator_doubles import TaskInstance
 from videostyle_airflow.kubernetes.launcher import kubernetes_step_operator
 from videostyle_airflow.kubernetes.step_pod_operator import StepPodOperator, try_secret_name
 
@@ -37,13 +38,6 @@ def configured(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-class TaskInstance(SimpleNamespace):
-    """The slice of the task runner's task instance the operator reads, recording XComs."""
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
 def task_context() -> Context:
     ti = TaskInstance(
         dag_id="videostyle_process",
@@ -52,7 +46,6 @@ def task_context() -> Context:
         map_index=-1,
         try_number=1,
         start_date=datetime.now(UTC),
-        xcoms={},
     )
     return cast(Context, {"ti": ti, "run_id": ti.run_id, "dag": SimpleNamespace()})
 
@@ -168,3 +161,53 @@ def test_other_failures_stay_retryable__emulated_api(
     assert not isinstance(failure.value, AirflowFailException)
     assert kube.objects(SECRETS) == {}
     assert kube.objects(PODS) == {}
+
+
+# A failed step pod says why: the reason its log ends with is the task's failure message
+# and its `failure` XCom.
+REASON = "the plan of job j1 is unusable"
+LOG = (
+    "2026-01-01 10:00:00,000 videostyle.steps.publish INFO reading the plan\n"
+    f"2026-01-01 10:00:00,001 videostyle ERROR publish failed: {REASON}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "failure", "message"),
+    [
+        (3, AirflowFailException, f"publish failed: {REASON}"),
+        (1, AirflowException, f"publish failed with exit code 1: {REASON}"),
+    ],
+)
+def test_a_failed_step_pod_fails_with_the_reason_its_log_ends_with__emulated_api(
+    kubernetes_connection: EmulatedKubernetes,
+    exit_code: int,
+    failure: type[AirflowException],
+    message: str,
+) -> None:
+    kube = kubernetes_connection
+    context = task_context()
+    pod = start(kube, context)
+
+    finish(kube, pod, exit_code=exit_code, log=LOG)
+    with pytest.raises(failure) as raised:
+        resume(context, pod, "failed")
+
+    assert type(raised.value) is failure
+    assert str(raised.value) == message
+    assert context["ti"].xcoms["failure"] == REASON
+
+
+def test_a_failed_step_pod_without_a_reason_still_names_its_exit_code__emulated_api(
+    kubernetes_connection: EmulatedKubernetes,
+) -> None:
+    kube = kubernetes_connection
+    context = task_context()
+    pod = start(kube, context)
+
+    finish(kube, pod, exit_code=3, log="Killed\n")
+    with pytest.raises(
+        AirflowFailException, match=r"publish: bad input or parameter \(exit code 3\)"
+    ):
+        resume(context, pod, "failed")
+    assert "failure" not in context["ti"].xcoms

@@ -3,12 +3,19 @@ overwrites another's output."""
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.media import CLIP_FRAMES, CLIP_RATE, CLIP_SIZE, decode_rgb, make_clip, psnr
+from tests.media import (
+    CLIP_FRAMES,
+    CLIP_RATE,
+    CLIP_SIZE,
+    decode_rgb,
+    make_clip,
+    psnr,
+    restyled,
+)
 from videostyle.plan import Plan, Unit
 from videostyle.settings import Settings
 from videostyle.steps import publish as publish_step
@@ -26,28 +33,6 @@ def settings(tmp_path: Path) -> Settings:
         outputs_url=str(tmp_path / "out"),
         scratch_dir=tmp_path / "scratch",
     )
-
-
-def restyled(source: Path, path: Path, video_filter: str) -> Path:
-    """A stand-in for a scored video: `source` through an ffmpeg filter, frames and timing kept."""
-    encode = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "copy"]
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-i",
-            str(source),
-            "-vf",
-            video_filter,
-            *encode,
-            str(path),
-        ],
-        check=True,
-    )
-    return path
 
 
 @pytest.fixture(scope="module")

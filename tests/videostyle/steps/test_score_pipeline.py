@@ -1,7 +1,9 @@
-"""The streaming scorer in one process: real ffmpeg, model and local-folder store; only MPI is
-replaced, by a one-rank communicator (the multi-rank launch is the integration tests')."""
+"""The streaming scorer in one process, its output, timings and progress lines: real ffmpeg,
+model and local-folder store; only MPI is replaced, by a one-rank communicator (the multi-rank
+launch is the integration tests')."""
 
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from videostyle.defaults import BUILTIN_MODEL
 from videostyle.errors import VideostyleError
 from videostyle.models.stylizer import Stylizer, load_stylizer
 from videostyle.plan import Plan
+from videostyle.progress import RANK_LINE, Progress, parse_progress
 from videostyle.settings import Settings
 from videostyle.steps.preprocess import preprocess
 from videostyle.steps.score import COMPILE_MIN_PIXELS, pick_device, score, should_compile
@@ -137,6 +140,27 @@ def test_a_failing_model_uploads_only_whole_units_and_stops_every_stage(
     assert stage_threads() == []
     # Unit 0 was whole before the failure: it finished in the background and stays done.
     assert [stores.work.exists(plan.unit_name(u)) for u in plan.units] == [True, False, False]
+
+
+def test_a_rerun_reports_skipped_units_as_done_and_styles_the_rest(
+    job: tuple[Stores, Settings, Plan], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stores, settings, plan = job
+    first = plan.units[0]  # 3 of the 7 frames, as a killed earlier try left it
+    styled_before = tmp_path / "unit0.mp4"
+    styled_before.write_bytes(b"styled by an earlier try")
+    stores.work.upload(styled_before, plan.unit_name(first))
+    caplog.set_level(logging.INFO, logger="videostyle.progress")
+
+    score(stores, settings, job_id=JOB, comm=OneRank())
+
+    matches = [RANK_LINE.search(r.getMessage()) for r in caplog.records]
+    lines = [parse_progress(m) for m in matches if m is not None]
+    assert lines[0] == Progress(done=3, total=7, rate=0.0, eta_s=None)
+    end = lines[-1]
+    assert (end.done, end.total, end.eta_s) == (7, 7, 0.0)
+    assert end.rate > 0
+    assert all(m["rank"] == "0" and m["size"] == "1" for m in matches if m is not None)
 
 
 @pytest.mark.parametrize(
