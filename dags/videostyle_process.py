@@ -77,8 +77,10 @@ with DAG(
         "style": Param(
             DEFAULT_STYLE,
             type="string",
-            # The form and the REST API refuse a style that does not exist before a run starts.
+            # The form and the REST API refuse a style that does not exist before a run starts;
+            # the form proposes the names as one types, and takes blends too.
             pattern=style_pattern(),
+            examples=list(STYLE_NAMES),
             title="Style",
             description="A style name or index of the built-in model, or a blend like 3:0.5,19:0.5",
         ),
