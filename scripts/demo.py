@@ -16,9 +16,10 @@ from pathlib import Path
 from azure.storage.blob import BlobServiceClient
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugins"))
+sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-from videostyle.media.ffmpeg import probe  # noqa: E402 (needs the path above)
+from scripts.footage import real_clip  # noqa: E402 (needs the path above)
+from videostyle.media.ffmpeg import probe  # noqa: E402
 from videostyle.models.styles import parse_style  # noqa: E402
 from videostyle.settings import Settings  # noqa: E402
 from videostyle.steps.publish import published_report, sha256_of  # noqa: E402
@@ -64,45 +65,16 @@ def start_azurite(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("Azurite did not start")
 
 
-def make_sample(path: Path) -> Path:
-    """Six seconds of a moving test pattern at 640x360, 24000/1001 fps, with a tone."""
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=24000/1001:duration=6",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=330:duration=6:sample_rate=48000",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            str(path),
-        ],
-        check=True,
-    )
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--video", type=Path, help="your own video (default: a generated clip)")
+    parser.add_argument(
+        "--video", type=Path, help="your own video (default: Big Buck Bunny, real footage)"
+    )
     parser.add_argument("--style", default="starry-night")
     parser.add_argument("--ranks", type=int, default=2)
     args = parser.parse_args()
     DEMO.mkdir(exist_ok=True)
-    source = (args.video or make_sample(DEMO / "sample.mp4")).resolve()
+    source = (args.video or real_clip("bigbuckbunny.mp4")).resolve()
     if not source.is_file():
         raise SystemExit(f"{source} is not a file")
 
