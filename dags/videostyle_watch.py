@@ -18,14 +18,16 @@ from airflow.sdk import (
     AssetOrTimeSchedule,
     AssetWatcher,
     DeltaTriggerTimetable,
+    Variable,
     get_current_context,
     task,
 )
 
 from videostyle.defaults import DEFAULT_STYLE
-from videostyle_airflow.claims import claim_new_videos
+from videostyle_airflow.claims import claim_new_videos, run_conf
 from videostyle_airflow.config import (
     BLOB_CONN_ID,
+    INTAKE_DEFAULTS_VARIABLE,
     INTAKE_INTERVAL_S,
     OWNER,
     PROCESS_DAG_ID,
@@ -87,11 +89,11 @@ as a safety sweep. Each run claims every unclaimed version with a create-only ma
 """
 
 
-def process_run_for(claimed: dict[str, str]) -> dict[str, Any]:
-    """The trigger's arguments for one video; style, ranks... default to the process Params."""
+def process_run_for(claimed: dict[str, Any]) -> dict[str, Any]:
+    """The trigger's arguments for one video; what its conf leaves out, the Params default."""
     return {
         "trigger_run_id": run_id_for_video(claimed["video"], claimed["version"]),
-        "conf": {"video": claimed["video"]},
+        "conf": claimed["conf"],
     }
 
 
@@ -116,11 +118,16 @@ with DAG(
 ) as dag:
 
     @task
-    def claim_videos() -> list[dict[str, str]]:
-        """The videos this run claimed: names and versions only, they go through XCom."""
+    def claim_videos() -> list[dict[str, Any]]:
+        """The videos this run claimed, each with its run's conf: names and options only, they
+        go through XCom."""
         claimant = f"{WATCH_DAG_ID}/{get_current_context()['run_id']}"
         hook = WasbHook(wasb_conn_id=BLOB_CONN_ID)
-        return claim_new_videos(hook, INPUTS, work_location(), claimant=claimant)
+        defaults = Variable.get(INTAKE_DEFAULTS_VARIABLE, default={}, deserialize_json=True)
+        return [
+            claimed | {"conf": run_conf(claimed["video"], claimed["look"], defaults)}
+            for claimed in claim_new_videos(hook, INPUTS, work_location(), claimant=claimant)
+        ]
 
     # skip_when_already_exists: a retry after a partial fan-out finds its runs and moves on.
     start_processing = TriggerDagRunOperator.partial(

@@ -10,6 +10,7 @@ starting a process run, and a process run records its own claim first thing (a r
 by hand included), so intake never processes that version again.
 """
 
+import contextlib
 import json
 import logging
 from typing import Any
@@ -28,6 +29,8 @@ from videostyle_airflow.config import (
 )
 
 CLAIMS_DIR = "claims/"
+# Blob metadata that chooses a video's look at upload; Blob Storage keeps metadata keys lowercase.
+LOOK_METADATA = ("model", "style", "style_image", "strength")
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +82,23 @@ def claim(hook: WasbHook, work: BlobLocation, *, video: str, version: str, claim
 
 def claim_new_videos(
     hook: WasbHook, inputs: BlobLocation, work: BlobLocation, *, claimant: str
-) -> list[dict[str, str]]:
-    """The input videos (name relative to the inputs prefix, and version) this claimant holds."""
+) -> list[dict[str, Any]]:
+    """The input videos this claimant holds: name (relative to the inputs prefix), version,
+    and the look its uploader chose in the blob's metadata (`look_of`)."""
     container = hook.get_conn().get_container_client(inputs.container)
     claimed = []
     # Listings show committed blobs only: a video still uploading is not listed yet.
-    for blob in container.list_blobs(name_starts_with=inputs.prefix or None):
+    for blob in container.list_blobs(name_starts_with=inputs.prefix or None, include=["metadata"]):
         video, version = blob.name[len(inputs.prefix) :], blob_version(blob)
         if claim(hook, work, video=video, version=version, claimant=claimant):
-            claimed.append({"video": video, "version": version})
+            claimed.append({"video": video, "version": version, "look": look_of(blob.metadata)})
     return claimed
+
+
+def look_of(metadata: dict[str, str] | None) -> dict[str, str]:
+    """The job options an uploader set as blob metadata (`az storage blob upload --metadata
+    style=scream`): LOOK_METADATA's keys only, as given; the process DAG's Params check them."""
+    return {key: value for key in LOOK_METADATA if (value := (metadata or {}).get(key))}
 
 
 def record_claim(
@@ -120,3 +130,16 @@ def record_run_claim(*, video: str, run_id: str) -> None:
         log.warning("%r is not in %s: no claim to record", video, inputs.url)
     else:
         log.info("%r version %s is claimed: intake leaves it to %s", video, version, claimant)
+
+
+def run_conf(video: str, look: dict[str, str], defaults: dict[str, Any]) -> dict[str, Any]:
+    """A claimed video's process run conf: the intake defaults, then its uploader's look.
+
+    Metadata values are strings: a strength that reads as a number becomes one; anything else
+    goes as given, and the process DAG's Params refuse it, naming the param, in the watch's log.
+    """
+    conf: dict[str, Any] = {**defaults, **look, "video": video}
+    if isinstance(conf.get("strength"), str):
+        with contextlib.suppress(ValueError):
+            conf["strength"] = float(conf["strength"])
+    return conf

@@ -14,6 +14,9 @@ OWNER = "videostyle"
 BLOB_CONN_ID = "videostyle_blob"
 # Airflow Variable (or env AIRFLOW_VAR_VIDEOSTYLE_LAUNCHER) choosing where steps run.
 LAUNCHER_VARIABLE = "VIDEOSTYLE_LAUNCHER"
+# Airflow Variable (JSON): the look of an upload whose blob metadata chooses none, e.g.
+# {"style": "scream"}; unset, the process DAG's Params' defaults.
+INTAKE_DEFAULTS_VARIABLE = "VIDEOSTYLE_INTAKE_DEFAULTS"
 # Process runs in flight at once: each scores on its own ranks, so on one machine they queue.
 MAX_ACTIVE_RUNS = int(os.environ.get("VIDEOSTYLE_MAX_ACTIVE_RUNS", "1"))
 # Seconds between two listings of the inputs container by the triggerer: the longest a new

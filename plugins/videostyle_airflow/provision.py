@@ -18,6 +18,7 @@ from azure.storage.blob import BlobServiceClient
 from videostyle.settings import Settings
 from videostyle_airflow.config import (
     BLOB_CONN_ID,
+    INTAKE_DEFAULTS_VARIABLE,
     LAUNCHER_VARIABLE,
     SCORING_POOL,
     blob_location,
@@ -40,7 +41,7 @@ POOLS = {
     ),
 }
 # Variables the DAGs read, with the value a new set-up gets.
-VARIABLES = {LAUNCHER_VARIABLE: "local"}
+VARIABLES = {LAUNCHER_VARIABLE: "local", INTAKE_DEFAULTS_VARIABLE: "{}"}
 # Connections the DAGs use: the storage account, whose key signs every step's SAS.
 CONNECTIONS = (BLOB_CONN_ID,)
 

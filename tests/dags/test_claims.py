@@ -7,7 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
-from videostyle_airflow.claims import claim_marker_name, claim_new_videos, record_claim
+from videostyle_airflow.claims import (
+    claim_marker_name,
+    claim_new_videos,
+    record_claim,
+    run_conf,
+)
 from videostyle_airflow.config import BLOB_CONN_ID, BlobLocation, inputs_location, work_location
 
 
@@ -134,7 +139,11 @@ def test_a_run_the_watch_started_keeps_the_watch_claim(hook: WasbHook) -> None:
     for _ in range(2):
         version = record_claim(hook, inputs, work, video="a.mp4", claimant="process/video__a")
         assert version == claimed["version"]
-    assert marker_of(hook, work, "a.mp4") == {**claimed, "claimant": "watch/run-1"}
+    assert marker_of(hook, work, "a.mp4") == {
+        "video": "a.mp4",
+        "version": claimed["version"],
+        "claimant": "watch/run-1",
+    }
 
 
 def test_a_run_by_hand_on_a_new_version_takes_the_claim_over(hook: WasbHook) -> None:
@@ -157,3 +166,41 @@ def test_a_run_on_a_video_not_listed_records_nothing(hook: WasbHook) -> None:
     for video in ("a.mp4", "sub/../b.mp4", "missing.mp4"):
         assert record_claim(hook, inputs, work, video=video, claimant="process/1") is None
     assert list(hook.get_conn().get_container_client(work.container).list_blobs()) == []
+
+
+def test_a_claim_carries_the_look_its_uploader_set_as_metadata(hook: WasbHook) -> None:
+    inputs, work = inputs_location(), work_location()
+    hook.upload(
+        inputs.container,
+        inputs.prefix + "styled.mp4",
+        b"a video",
+        metadata={"style": "scream", "strength": "0.5", "camera": "B"},
+    )
+    upload_videos(hook, inputs, "plain.mp4")
+
+    claimed = {c["video"]: c["look"] for c in claim_new_videos(hook, inputs, work, claimant="w")}
+
+    # Only the look's keys: other metadata is the uploader's own business.
+    assert claimed == {"styled.mp4": {"style": "scream", "strength": "0.5"}, "plain.mp4": {}}
+
+
+@pytest.mark.parametrize(
+    ("look", "defaults", "conf"),
+    [
+        ({}, {}, {"video": "v.mp4"}),
+        ({}, {"style": "wheat-field"}, {"video": "v.mp4", "style": "wheat-field"}),
+        (
+            {"style": "scream", "strength": "0.5"},
+            {"style": "wheat-field", "crf": 20},
+            {"video": "v.mp4", "style": "scream", "strength": 0.5, "crf": 20},
+        ),
+        # Not a number: passed on as given, for the process DAG's Params to refuse by name.
+        ({"strength": "strong"}, {}, {"video": "v.mp4", "strength": "strong"}),
+        # The video is the blob's own name, whatever the defaults say.
+        ({}, {"video": "other.mp4"}, {"video": "v.mp4"}),
+    ],
+)
+def test_a_run_conf_is_the_defaults_then_the_uploaders_look(
+    look: dict[str, str], defaults: dict[str, object], conf: dict[str, object]
+) -> None:
+    assert run_conf("v.mp4", look, defaults) == conf

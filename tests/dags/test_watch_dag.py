@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from videostyle_airflow.config import (
     BLOB_CONN_ID,
+    INTAKE_DEFAULTS_VARIABLE,
     INTAKE_INTERVAL_S,
     PROCESS_DAG_ID,
     WATCH_DAG_ID,
@@ -34,11 +35,13 @@ CONTENT = b"..."
 VERSION = hashlib.md5(CONTENT).hexdigest()  # noqa: S324 (what Blob Storage reports)
 
 
-def upload_videos(*names: str, content: bytes = CONTENT) -> None:
+def upload_videos(
+    *names: str, content: bytes = CONTENT, metadata: dict[str, str] | None = None
+) -> None:
     inputs = inputs_location()
     for name in names:
         WasbHook(wasb_conn_id=BLOB_CONN_ID).upload(
-            inputs.container, inputs.prefix + name, content, overwrite=True
+            inputs.container, inputs.prefix + name, content, overwrite=True, metadata=metadata
         )
 
 
@@ -154,3 +157,28 @@ def test_a_version_a_manual_run_processed_starts_no_watch_run(watch_dag: DAG) ->
     assert watch_dag.test().state == DagRunState.SUCCESS
     new = hashlib.md5(b"a new version").hexdigest()  # noqa: S324
     assert process_runs().keys() - before.keys() == {run_id_for_video("by hand.mp4", new)}
+
+
+@pytest.mark.airflow
+def test_an_uploads_metadata_chooses_its_look_and_a_variable_the_rest(
+    watch_dag: DAG, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(f"AIRFLOW_VAR_{INTAKE_DEFAULTS_VARIABLE}", '{"style": "wheat-field"}')
+    before = process_runs()
+    upload_videos("screamed.mp4", metadata={"style": "scream", "strength": "0.5"})
+    upload_videos("default look.mp4")
+
+    assert watch_dag.test().state == DagRunState.SUCCESS
+
+    started = {k: v for k, v in process_runs().items() if k not in before}
+    assert started == {
+        run_id_for_video("screamed.mp4", VERSION): {
+            "video": "screamed.mp4",
+            "style": "scream",
+            "strength": 0.5,
+        },
+        run_id_for_video("default look.mp4", VERSION): {
+            "video": "default look.mp4",
+            "style": "wheat-field",
+        },
+    }
