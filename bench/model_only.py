@@ -24,7 +24,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench import proc
 from videostyle.defaults import BUILTIN_MODEL
-from videostyle.models.stylizer import Stylizer, load_stylizer
+from videostyle.models.base import FrameTransform
+from videostyle.models.registry import load_model
 
 STYLE = "starry-night"
 # An eager batch slower than this is timed once, by its warm-up: the first call's own
@@ -48,12 +49,16 @@ class Case:
         return (self.model, self.width, self.height, self.precision, self.compiled, self.processes)
 
 
-def _stylizer(case: Case, checkpoint: Path) -> Stylizer:
-    model, style = (
-        (BUILTIN_MODEL, STYLE) if case.model == BUILTIN_MODEL else (str(checkpoint), None)
-    )
-    return load_stylizer(
-        model, style, 1.0, torch.device("cpu"), precision=case.precision, compiled=case.compiled
+def _stylizer(case: Case, checkpoint: Path) -> FrameTransform:
+    cpu, precision, compiled = torch.device("cpu"), case.precision, case.compiled
+    if case.model == BUILTIN_MODEL:
+        options = {"style": STYLE}
+        return load_model(
+            BUILTIN_MODEL, options, device=cpu, precision=precision, compiled=compiled
+        )
+    options, weights = {"checkpoint": str(checkpoint)}, checkpoint.read_bytes()
+    return load_model(
+        "checkpoint", options, device=cpu, precision=precision, compiled=compiled, prepared=weights
     )
 
 

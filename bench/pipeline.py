@@ -12,6 +12,7 @@ from typing import Any
 from bench import proc
 from videostyle.defaults import BUILTIN_MODEL, DEFAULT_CRF
 from videostyle.launch import step_argv
+from videostyle.models.registry import model_argument
 from videostyle.settings import Settings
 from videostyle.steps.preprocess import preprocess
 from videostyle.storage import Stores
@@ -38,14 +39,14 @@ def score(clip: Path, job: Job, workdir: Path) -> dict[str, Any]:
     }
     settings = Settings.model_validate(urls)
     stores = Stores(settings)
+    model, options = model_argument(job.model)
     plan = preprocess(
         stores,
         settings,
         video=clip.name,
         job_id=JOB,
-        model=job.model,
-        style=job.style,
-        strength=1.0,
+        model=model,
+        options=options | {"style": job.style},
         crf=DEFAULT_CRF,
         ranks=job.ranks,
     )

@@ -15,7 +15,7 @@ import torch
 from videostyle.defaults import BUILTIN_MODEL
 from videostyle.media.ffmpeg import probe
 from videostyle.media.frames import FrameEncoder
-from videostyle.models.stylizer import load_stylizer
+from videostyle.models.registry import load_model
 
 
 def decode(path: Path) -> npt.NDArray[np.uint8]:
@@ -37,7 +37,7 @@ def psnr(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> float:
 def fp32_reference(source: Path, style: str, workdir: Path) -> Path:
     """The built-in model's eager fp32 output on every frame of `source`, losslessly encoded."""
     info = probe(source, timeout=600)
-    stylizer = load_stylizer(BUILTIN_MODEL, style, 1.0, torch.device("cpu"))
+    stylizer = load_model(BUILTIN_MODEL, {"style": style}, device=torch.device("cpu"))
     lossless = workdir / "fp32-lossless.mp4"
     with FrameEncoder(
         lossless,

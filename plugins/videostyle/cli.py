@@ -4,9 +4,17 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from videostyle.defaults import BUILTIN_MODEL, DEFAULT_CRF, DEFAULT_RANKS, DEFAULT_STYLE
-from videostyle.errors import FAILURE_FORMAT, BadInputError, VideostyleError, one_line
+from videostyle.errors import (
+    FAILURE_FORMAT,
+    BadInputError,
+    BadParameterError,
+    VideostyleError,
+    one_line,
+)
+from videostyle.models.registry import MODELS, get_model, model_argument
 from videostyle.settings import Settings
 from videostyle.storage import Stores
 
@@ -17,14 +25,25 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=BUILTIN_MODEL,
-        help=f"{BUILTIN_MODEL} (built in) or a TransformerNet .pth: path or URL",
+        help=f"the model: {', '.join(MODELS)} (default {BUILTIN_MODEL}); or a TransformerNet "
+        ".pth path or URL, for the checkpoint model",
     )
     parser.add_argument(
         "--style",
-        help=f"name, index or blend like 3:0.5,19:0.5 "
-        f"(built-in model only; default {DEFAULT_STYLE})",
+        help=f"the style option: name, index or blend like 3:0.5,19:0.5 "
+        f"({BUILTIN_MODEL}; default {DEFAULT_STYLE})",
     )
-    parser.add_argument("--strength", type=float, default=1.0, help="0 keeps the input, 1 full")
+    parser.add_argument(
+        "--strength", type=float, help="the strength option: 0 keeps the input, 1 full (default)"
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any option of the model, e.g. checkpoint=az://models/candy.pth (repeatable); a "
+        "value is read as JSON where the option's default is a number or a boolean",
+    )
     parser.add_argument(
         "--crf", type=int, default=DEFAULT_CRF, help="H.264 quality, lower is better"
     )
@@ -51,20 +70,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _style(args: argparse.Namespace) -> str | None:
-    return args.style or (DEFAULT_STYLE if args.model == BUILTIN_MODEL else None)
+def model_and_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The job's model and the options its command line gives (the model fills in the rest)."""
+    model, options = model_argument(args.model)
+    # An empty --style is no style, as it always was (the checkpoint model takes none).
+    flags = {"style": args.style or None, "strength": args.strength}
+    options |= {key: value for key, value in flags.items() if value is not None}
+    defaults = get_model(model).defaults
+    for item in args.option:
+        key, equals, text = item.partition("=")
+        if not equals or not key:
+            raise BadParameterError(f"bad parameter --option {item!r}: not KEY=VALUE")
+        if key in options:
+            raise BadParameterError(f"bad parameter {key}: given twice")
+        options[key] = _option_value(defaults.get(key), text)
+    return model, options
+
+
+def _option_value(default: object, text: str) -> object:
+    """`text` as a number or a boolean where the option's default is one, else as it is."""
+    if isinstance(default, bool | int | float):
+        try:
+            value: object = json.loads(text)
+        except ValueError:
+            return text  # the model's check names it
+        return value
+    return text
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
     if args.step == "run":
         from videostyle.pipeline import run_local
 
+        model, options = model_and_options(args)
         report = run_local(
             args.input,
             args.output,
-            model=args.model,
-            style=_style(args),
-            strength=args.strength,
+            model=model,
+            options=options,
             crf=args.crf,
             ranks=args.ranks,
             settings=settings,
@@ -75,14 +118,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
     if args.step == "preprocess":
         from videostyle.steps.preprocess import preprocess
 
+        model, options = model_and_options(args)
         preprocess(
             stores,
             settings,
             video=args.video,
             job_id=args.job,
-            model=args.model,
-            style=_style(args),
-            strength=args.strength,
+            model=model,
+            options=options,
             crf=args.crf,
             ranks=args.ranks,
         )

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,12 @@ def run_local(
     output: Path,
     *,
     model: str,
-    style: str | None,
-    strength: float,
+    options: Mapping[str, Any],
     crf: int,
     ranks: int,
     settings: Settings,
 ) -> dict[str, Any]:
-    """Style `source` into `output`; returns the run's report."""
+    """Style `source` into `output` with `model` and its `options`; returns the run's report."""
     if not source.is_file():
         raise BadInputError(f"{source} is not a file")
     with tempfile.TemporaryDirectory(prefix="videostyle-run-") as tmp:
@@ -49,8 +49,7 @@ def run_local(
             video=source.name,
             job_id=JOB_ID,
             model=model,
-            style=style,
-            strength=strength,
+            options=options,
             crf=crf,
             ranks=ranks,
         )

@@ -4,8 +4,11 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from fractions import Fraction
+from typing import Any
 
+from videostyle.defaults import BUILTIN_MODEL
 from videostyle.errors import BadInputError
+from videostyle.models.base import Prepared
 from videostyle.storage import BlobStore
 
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -43,11 +46,11 @@ class Plan:
     duration_s: float
     audio: bool
     audio_copied: bool  # False: re-encoded, the output container could not carry it
-    model: str
-    style: str | None
-    strength: float
+    model: str  # a name in videostyle.models.registry
+    options: dict[str, Any]  # the model's options, complete (its defaults filled in)
     crf: int
     units: tuple[Unit, ...]
+    prepared: str | None = None  # the blob of what the model's `prepare` returned, if anything
 
     @property
     def prefix(self) -> str:
@@ -89,4 +92,33 @@ def load_plan(work: BlobStore, job_id: str) -> Plan:
         raise BadInputError(f"job {job_id} has no plan ({work.uri(name)}): run preprocess first")
     raw = json.loads(work.read_bytes(name))
     raw["units"] = tuple(Unit(**u) for u in raw["units"])
+    if "options" not in raw:  # written before models had options: style and strength
+        if raw["model"] != BUILTIN_MODEL:
+            raise BadInputError(f"job {job_id}'s plan is too old: run its video as a new job")
+        raw["options"] = {"style": raw.pop("style"), "strength": raw.pop("strength")}
     return Plan(**raw)
+
+
+def store_prepared(work: BlobStore, job_id: str, prepared: Prepared) -> str | None:
+    """Store what a model prepared with the job: its blob name, None when there is nothing."""
+    if prepared is None:
+        return None
+    if isinstance(prepared, bytes):
+        name, data = f"{job_prefix(job_id)}/prepared.bin", prepared
+    elif isinstance(prepared, dict):
+        name, data = f"{job_prefix(job_id)}/prepared.json", json.dumps(prepared).encode()
+    else:
+        raise TypeError(f"a model prepares bytes, a dict or None, not {type(prepared).__name__}")
+    work.write_bytes(name, data)
+    return name
+
+
+def load_prepared(work: BlobStore, plan: Plan) -> Prepared:
+    """What the job's model prepared, as `prepare` returned it."""
+    if plan.prepared is None:
+        return None
+    data = work.read_bytes(plan.prepared)
+    if plan.prepared.endswith(".json"):
+        prepared: dict[str, Any] = json.loads(data)
+        return prepared
+    return data

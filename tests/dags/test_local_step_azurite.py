@@ -37,8 +37,7 @@ def test_scoring_logs_each_ranks_progress_and_the_jobs_while_it_runs(
         video="clip.mp4",
         job_id="job-progress",
         model=BUILTIN_MODEL,
-        style="scream",
-        strength=1.0,
+        options={"style": "scream", "strength": 1.0},
         crf=16,
         ranks=RANKS,
     )

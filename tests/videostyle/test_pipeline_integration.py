@@ -17,7 +17,7 @@ from tests.media import decode_rgb, frame_times, make_clip, psnr, stream_info
 from videostyle.defaults import BUILTIN_MODEL
 from videostyle.launch import step_argv, step_env
 from videostyle.media.frames import FrameEncoder
-from videostyle.models.stylizer import load_stylizer
+from videostyle.models.registry import load_model
 from videostyle.plan import load_plan
 from videostyle.settings import Settings
 from videostyle.storage import Stores
@@ -85,7 +85,7 @@ def test_video_is_styled_frame_exact_with_source_timing_and_audio(
     # frames. The reference is that output in the video's own 4:2:0 format, losslessly: chroma
     # subsampling alone caps RGB PSNR near 26 dB on this dense texture, whatever the encoder.
     assert np.abs(styled_frames.astype(int) - source_frames).mean() > 25
-    stylizer = load_stylizer(BUILTIN_MODEL, STYLE, 1.0, torch.device("cpu"))
+    stylizer = load_model(BUILTIN_MODEL, {"style": STYLE}, device=torch.device("cpu"))
     lossless = tmp_path / "direct.mp4"
     with FrameEncoder(
         lossless,

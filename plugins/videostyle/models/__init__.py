@@ -1,4 +1,7 @@
-"""Style-transfer networks, their weights, and the Stylizer that runs them on frames.
+"""The per-frame models behind one seam (`base.FrameModel`), registered by name (`registry`).
 
-Import from the submodules: `styles` is cheap, the rest import torch.
+Models: `multistyle26` (the default: the 26-style network, `multistyle.py` with its named
+styles in `styles.py`) and `checkpoint` (pytorch/examples' TransformerNet, `transformer_net.py`),
+both run by `stylizer.Stylizer` with weights from `weights.py`. `base`, `registry`, `styles` and
+the model modules are cheap to import; the networks, weights and Stylizer import torch.
 """

@@ -1,19 +1,14 @@
-"""Batches of uint8 RGB frames in, styled uint8 RGB frames out, on any device."""
+"""Batches of uint8 RGB frames in, styled uint8 RGB frames out, on any device: the runner the
+style networks' models (multistyle26, checkpoint) load into."""
 
-import math
 from collections.abc import Callable
-from functools import partial
-from pathlib import Path
 from typing import TypeVar
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from videostyle.defaults import BUILTIN_MODEL
 from videostyle.errors import BadInputError
-from videostyle.models.styles import parse_style
-from videostyle.models.weights import load_multistyle26, load_transformer_net
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
@@ -30,7 +25,8 @@ MIN_SIDE = 8
 class Stylizer:
     """Styles uint8 RGB frames [N, H, W, 3] (CPU, any H and W) into uint8 frames the same shape.
 
-    ``net`` maps a float NCHW batch with pixels in [0, ``pixel_max``] to the same range. With
+    ``net`` maps a float NCHW batch with pixels in [0, ``pixel_max``] to the same range;
+    ``strength`` blends its output with the input (0 keeps the input, 1 is the net's own). With
     ``compiled``, everything from uint8 in to uint8 out is one torch.compile graph: on CPU the
     norms, pads and pixel conversions fuse into a few passes over memory: 2.1x the frames/s of
     the built-in network, 1.3x of TransformerNet (2 cores), for about 30 s of compiling (5 s
@@ -42,20 +38,16 @@ class Stylizer:
         net: Callable[[Tensor], Tensor],
         *,
         pixel_max: float,
-        model_name: str,
-        style_key: str,
         strength: float,
         device: torch.device,
-        autocast_dtype: torch.dtype | None,
+        precision: str = "fp32",
         compiled: bool = False,
     ) -> None:
-        self.model_name = model_name
-        self.style_key = style_key
         self._net = net
         self._scale = pixel_max / 255.0
         self._strength = strength
         self._device = device
-        self._autocast_dtype = autocast_dtype
+        self._autocast_dtype = autocast_dtype(precision, device)
         self.compiled = compiled
         # One shape for the compiled graph: shorter batches are padded up to the longest seen.
         self._batch = 0
@@ -100,60 +92,15 @@ class Stylizer:
         return out.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
-def load_stylizer(
-    model: str,
-    style: str | None,
-    strength: float,
-    device: torch.device,
-    precision: str = "fp32",
-    *,
-    compiled: bool = False,
-) -> Stylizer:
-    """A Stylizer for the built-in "multistyle26" (style required) or a TransformerNet .pth
-    path (style must be empty: the checkpoint has its own); `compiled` as in Stylizer."""
-    if not (math.isfinite(strength) and 0 <= strength <= 1):
-        raise BadInputError(f"strength must be between 0 and 1, got {strength}")
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a precision setting on `device` (None: plain fp32)."""
     if precision not in PRECISIONS:
         raise BadInputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "fp16" and device.type != "cuda":
         raise BadInputError(f"fp16 needs a CUDA device, not {device}; use bf16 or fp32")
-    net, pixel_max, model_name, style_key = _load_net(model, style, device)
-    return Stylizer(
-        net,
-        pixel_max=pixel_max,
-        model_name=model_name,
-        style_key=style_key,
-        strength=strength,
-        device=device,
-        autocast_dtype=PRECISIONS[precision],
-        compiled=compiled,
-    )
+    return PRECISIONS[precision]
 
 
-def _load_net(
-    model: str, style: str | None, device: torch.device
-) -> tuple[Callable[[Tensor], Tensor], float, str, str]:
-    """The network as a pixels -> pixels callable, its pixel range, model name and style key."""
-    if model == BUILTIN_MODEL:
-        if not style:
-            raise BadInputError(f"{BUILTIN_MODEL} needs a style, e.g. 'starry-night' or '7'")
-        spec = parse_style(style)
-        multistyle = _on_device(load_multistyle26(), device)
-        # Built once: the style never changes for the life of a Stylizer.
-        weights = torch.tensor(spec.weights, dtype=torch.float32, device=device)
-        return partial(multistyle, style_weights=weights), 1.0, BUILTIN_MODEL, spec.key
-    path = Path(model)
-    if style:
-        raise BadInputError(
-            f"style {style!r} given with checkpoint {path}: a .pth model has its own single style"
-        )
-    if not path.is_file():
-        raise BadInputError(
-            f"model must be {BUILTIN_MODEL!r} or a TransformerNet .pth file: {model}"
-        )
-    net = _on_device(load_transformer_net(path), device)
-    return net, 255.0, path.stem, path.stem
-
-
-def _on_device(net: ModuleT, device: torch.device) -> ModuleT:
+def on_device(net: ModuleT, device: torch.device) -> ModuleT:
+    """An inference network on `device`, channels_last as the Stylizer feeds it."""
     return net.eval().to(device).to(memory_format=torch.channels_last)

@@ -1,6 +1,7 @@
 """Getting trusted weights into the networks: the packaged ONNX (checksummed) and .pth files."""
 
 import hashlib
+import io
 import pickle
 import re
 import zipfile
@@ -61,24 +62,30 @@ def load_multistyle26() -> MultiStyleNet:
     return net
 
 
-def load_transformer_net(path: Path) -> TransformerNet:
-    """A pytorch/examples fast_neural_style checkpoint, stale running stats dropped."""
+def load_transformer_net(source: Path | bytes) -> TransformerNet:
+    """A pytorch/examples fast_neural_style checkpoint (a file, or its bytes), stale running
+    stats dropped."""
+    label = source if isinstance(source, Path) else "the checkpoint"
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(
+            source if isinstance(source, Path) else io.BytesIO(source),
+            map_location="cpu",
+            weights_only=True,
+        )
     except FileNotFoundError:
-        raise BadInputError(f"model checkpoint {path} does not exist") from None
+        raise BadInputError(f"model checkpoint {label} does not exist") from None
     except (OSError, pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError) as exc:
         raise BadInputError(
-            f"{path} is not a readable PyTorch state-dict checkpoint ({type(exc).__name__})"
+            f"{label} is not a readable PyTorch state-dict checkpoint ({type(exc).__name__})"
         ) from None
     if not isinstance(state, dict):
-        raise BadInputError(f"{path} holds a {type(state).__name__}, not a state dict")
+        raise BadInputError(f"{label} holds a {type(state).__name__}, not a state dict")
     net = TransformerNet()
-    _load_strict(net, {k: v for k, v in state.items() if not _STALE_KEY.search(k)}, path)
+    _load_strict(net, {k: v for k, v in state.items() if not _STALE_KEY.search(k)}, label)
     return net
 
 
-def _load_strict(net: nn.Module, state: dict[str, Tensor], source: Path) -> None:
+def _load_strict(net: nn.Module, state: dict[str, Tensor], source: Path | str) -> None:
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:

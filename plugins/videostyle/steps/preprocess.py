@@ -5,16 +5,18 @@ import logging
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from itertools import pairwise
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import ffmpeg
 
-from videostyle.defaults import BUILTIN_MODEL
 from videostyle.errors import BadInputError, BadParameterError
 from videostyle.media.ffmpeg import FFmpegError, MediaInfo, probe, run
-from videostyle.models.styles import parse_style
-from videostyle.plan import Plan, Unit, load_plan, plan_name
+from videostyle.models.base import JobContext
+from videostyle.models.registry import get_model, job_options, output_name
+from videostyle.plan import Plan, Unit, load_plan, plan_name, store_prepared
 from videostyle.settings import Settings
 from videostyle.split import units_for
 from videostyle.storage import Stores
@@ -25,24 +27,17 @@ log = logging.getLogger(__name__)
 SEEK_MARGIN_S = 1.0  # seek this far before a unit so demuxers that seek by DTS land before it
 
 
-def validate_job(*, model: str, style: str | None, strength: float, crf: int) -> None:
-    """Refuse a job that could never succeed before any work is spent on it.
+def validate_job(*, model: str, options: Mapping[str, Any], crf: int) -> dict[str, Any]:
+    """Refuse a job that could never succeed before any work is spent on it; returns the
+    model's complete options (videostyle.models.registry.job_options).
 
     Its parameters are at fault, not the video: nothing is quarantined.
     """
-    if model == BUILTIN_MODEL:
-        parse_style(style or "")
-    elif style:
-        raise BadParameterError(
-            f"bad parameter style={style!r}: checkpoint {model} has its own style; "
-            f"styles are for the built-in {BUILTIN_MODEL}"
-        )
-    if not 0.0 <= strength <= 1.0:
-        raise BadParameterError(
-            f"bad parameter strength={strength}: outside [0, 1] (0 keeps the input, 1 full)"
-        )
+    complete = job_options(model, options)
+    output_name(model, complete)  # a look it could not publish under is refused now
     if not 0 <= crf <= 51:
         raise BadParameterError(f"bad parameter crf={crf}: outside H.264's 0..51")
+    return complete
 
 
 def plan_units(info: MediaInfo, *, ranks: int, max_unit_frames: int) -> tuple[Unit, ...]:
@@ -78,19 +73,21 @@ def preprocess(
     video: str,
     job_id: str,
     model: str,
-    style: str | None,
-    strength: float,
+    options: Mapping[str, Any],
     crf: int,
     ranks: int,
 ) -> Plan:
-    """Snapshot the input into the job, extract its audio and write the plan (written last).
+    """Snapshot the input into the job, extract its audio, run the model's once-per-job
+    preparation (stored with the job) and write the plan (written last).
 
-    An unusable input is quarantined: a report naming the problem goes to the work container.
+    `model` is a name in videostyle.models.registry, `options` its options (defaults filled
+    in). An unusable input is quarantined: a report naming the problem goes to the work
+    container; a bad parameter (an option, or what the model's preparation refuses as one) is not.
     """
     if stores.work.exists(plan_name(job_id)):
         log.info("job %s is already preprocessed", job_id)
         return load_plan(stores.work, job_id)
-    validate_job(model=model, style=style, strength=strength, crf=crf)
+    options = validate_job(model=model, options=options, crf=crf)
     scratch = settings.scratch_dir / job_id / "preprocess"
     with timed() as took:
         try:
@@ -99,6 +96,20 @@ def preprocess(
             audio_copied = info.audio_streams > 0 and _extract_audio(
                 source, audio, timeout=settings.ffmpeg_timeout_s
             )
+            context = JobContext(
+                job_id=job_id,
+                video=video,
+                source=source,
+                info=info,
+                scratch=scratch / "model",
+                settings=settings,
+                stores=stores,
+            )
+            context.scratch.mkdir(parents=True, exist_ok=True)
+            with timed() as preparing:
+                prepared = store_prepared(
+                    stores.work, job_id, get_model(model).prepare(options, context)
+                )
             plan = Plan(
                 job_id=job_id,
                 video=video,
@@ -113,20 +124,27 @@ def preprocess(
                 audio=info.audio_streams > 0,
                 audio_copied=audio_copied,
                 model=model,
-                style=style,
-                strength=strength,
+                options=options,
                 crf=crf,
                 units=plan_units(info, ranks=ranks, max_unit_frames=settings.max_unit_frames),
+                prepared=prepared,
             )
             if plan.audio:
                 stores.work.upload(audio, plan.audio_name)
             stores.work.upload(source, plan.source_name)
+        except BadParameterError:
+            raise  # the job's parameters are at fault, not the video
         except BadInputError as exc:
             _quarantine(stores, job_id=job_id, video=video, problem=str(exc))
             raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    record(stores.work, plan, "preprocess", {**took, "frames": plan.frame_count})
+    record(
+        stores.work,
+        plan,
+        "preprocess",
+        {**took, "frames": plan.frame_count, "prepare_seconds": preparing["seconds"]},
+    )
     plan.save(stores.work)  # last: a plan means the job's inputs are all in place
     log.info(
         "%s: %d frames at %s fps, %d units, audio %s (job %s)",

@@ -11,12 +11,11 @@ import json
 import logging
 import shutil
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from videostyle.defaults import BUILTIN_MODEL
 from videostyle.media.ffmpeg import side_by_side
-from videostyle.models.styles import parse_style
+from videostyle.models.registry import output_name
 from videostyle.plan import Plan, load_plan
 from videostyle.settings import Settings
 from videostyle.storage import BlobStore, Stores
@@ -25,7 +24,8 @@ from videostyle.timings import collect, record, timed
 log = logging.getLogger(__name__)
 
 # The report's figures that publish's result carries too, so that whoever announces the output
-# (an Airflow asset event) need not read the report.
+# (an Airflow asset event) need not read the report. `style` and `strength` are the options of
+# that name (None for a model without them), as reports had them before models had options.
 KEY_FIGURES = (
     "job",
     "frames",
@@ -41,17 +41,12 @@ KEY_FIGURES = (
 
 
 def output_stem(plan: Plan) -> str:
-    """`clips/beach.mp4` in starry-night at strength 0.5 → `clips/beach.mp4/starry-night-s50`.
+    """`clips/beach.mp4` in starry-night at strength 0.5 → `clips/beach.mp4/starry-night-s50`:
+    the input's name, then the look as the job's model names it.
 
     The whole input name stays in it, so `beach.mp4` and `beach.mov` never share an output.
     """
-    if plan.model == BUILTIN_MODEL:
-        look = parse_style(plan.style or "").key
-    else:
-        look = PurePosixPath(plan.model).stem
-    if plan.strength < 1.0:
-        look += f"-s{round(plan.strength * 100)}"
-    return f"{plan.video}/{look}"
+    return f"{plan.video}/{output_name(plan.model, plan.options)}"
 
 
 def sha256_of(path: Path) -> str:
@@ -133,9 +128,10 @@ def publish(stores: Stores, settings: Settings, *, job_id: str) -> dict[str, Any
         "duration_s": plan.duration_s,
         "audio": plan.audio,
         "audio_copied": plan.audio_copied,
-        "model": Path(plan.model).name,
-        "style": plan.style,
-        "strength": plan.strength,
+        "model": plan.model,
+        "options": plan.options,
+        "style": plan.options.get("style"),
+        "strength": plan.options.get("strength"),
         "crf": plan.crf,
         "units": len(plan.units),
         "timings": collect(stores.work, plan),

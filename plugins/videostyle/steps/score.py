@@ -22,11 +22,11 @@ from typing import Any, Protocol
 
 import torch
 
-from videostyle.defaults import BUILTIN_MODEL
 from videostyle.errors import VideostyleError
 from videostyle.media.frames import FrameEncoder, Frames, read_ahead, read_frames
-from videostyle.models.stylizer import Stylizer, load_stylizer
-from videostyle.plan import Plan, Unit, load_plan
+from videostyle.models.base import FrameTransform
+from videostyle.models.registry import get_model
+from videostyle.plan import Plan, Unit, load_plan, load_prepared
 from videostyle.progress import RankProgress
 from videostyle.settings import Settings
 from videostyle.split import rank_units
@@ -139,6 +139,7 @@ def score(
             {
                 "seconds": max(r["seconds"] for r in ranks),
                 "ranks": ranks,
+                "model": plan.model,
                 "device": str(device),
                 "precision": settings.precision,
                 "batch": batch,
@@ -161,18 +162,18 @@ def _style_units(
     progress: RankProgress,
 ) -> dict[str, float]:
     """Load the model and stream `units` through it; the seconds of each phase."""
-    stylizer = load_stylizer(
-        _local_model(plan.model, scratch, settings),
-        plan.style,
-        plan.strength,
-        device,
-        precision=settings.precision,
-        compiled=compiled,
-    )
+    with timed() as loaded:
+        model = get_model(plan.model).load(
+            plan.options,
+            load_prepared(work, plan),
+            device=device,
+            precision=settings.precision,
+            compiled=compiled,
+        )
     warm = {"seconds": 0.0}
     if compiled:  # the first batch compiles: on a dummy one, timed on its own
         with timed() as warm:
-            stylizer.warm_up(batch, plan.height, plan.width)
+            model.warm_up(batch, plan.height, plan.width)
     source = work.download(plan.source_name, scratch / f"source{plan.source_ext}")
     # On a GPU the cores are free to decode and encode; on a CPU the model needs them and
     # ffmpeg (a sixth of its work at most) runs single-threaded beside it.
@@ -182,7 +183,7 @@ def _style_units(
             plan,
             units,
             source,
-            stylizer,
+            model,
             work=work,
             scratch=scratch,
             batch=batch,
@@ -191,18 +192,11 @@ def _style_units(
             progress=progress,
         )
     return {
+        "load_seconds": loaded["seconds"],
         "warmup_seconds": warm["seconds"],
         "stream_seconds": streamed["seconds"],
         "model_seconds": round(model_s, 3),
     }
-
-
-def _local_model(model: str, scratch: Path, settings: Settings) -> str:
-    """The built-in name or a local checkpoint path; a checkpoint in storage is fetched first."""
-    if model == BUILTIN_MODEL or "://" not in model:
-        return model
-    url, _, name = model.rpartition("/")
-    return str(BlobStore(url, settings).download(name, scratch / "model.pth"))
 
 
 def _usage() -> dict[str, float]:
@@ -221,7 +215,7 @@ def _stream(
     plan: Plan,
     units: list[Unit],
     source: Path,
-    stylizer: Stylizer,
+    model: FrameTransform,
     *,
     work: BlobStore,
     scratch: Path,
@@ -260,8 +254,13 @@ def _stream(
                     encoder = None
                     continue
                 start = time.perf_counter()
-                styled = stylizer(torch.from_numpy(frames)).numpy()
+                styled = model(torch.from_numpy(frames)).numpy()
                 model_s += time.perf_counter() - start
+                if styled.shape != frames.shape or styled.dtype != frames.dtype:
+                    raise TypeError(
+                        f"model {plan.model} turned frames {frames.dtype}{list(frames.shape)} "
+                        f"into {styled.dtype}{list(styled.shape)}: it must keep both"
+                    )
                 encoder.write(styled)
                 progress.advance(len(styled))
         except BaseException:

@@ -6,9 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from videostyle.errors import BadInputError
+from videostyle.errors import BadInputError, BadParameterError
+from videostyle.models.base import FrameTransform
+from videostyle.models.registry import load_model, output_name
 from videostyle.models.styles import parse_style
-from videostyle.models.stylizer import Stylizer, load_stylizer
+from videostyle.models.stylizer import Stylizer
 from videostyle.models.transformer_net import TransformerNet
 from videostyle.models.weights import load_multistyle26
 
@@ -29,8 +31,10 @@ def diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def starry() -> Stylizer:
-    return load_stylizer("multistyle26", "starry-night", 1.0, CPU)
+def starry() -> FrameTransform:
+    model = load_model("multistyle26", {"style": "starry-night"}, device=CPU)
+    assert isinstance(model, Stylizer)
+    return model
 
 
 def starry_night_by_hand(batch: torch.Tensor, pad_bottom: int, pad_right: int) -> torch.Tensor:
@@ -59,8 +63,6 @@ def test_odd_sizes_keep_their_shape_and_are_styled(starry: Stylizer) -> None:
     assert out.device == CPU
     assert out.is_contiguous()
     assert diff(out, batch).float().mean() > 30
-    assert starry.model_name == "multistyle26"
-    assert starry.style_key == "starry-night"
 
 
 def test_frames_in_a_batch_are_styled_independently(starry: Stylizer) -> None:
@@ -73,37 +75,50 @@ def test_frames_in_a_batch_are_styled_independently(starry: Stylizer) -> None:
 def test_strength_blends_styled_with_input(starry: Stylizer) -> None:
     batch = frames(1, 37, 53)
     styled = starry(batch)
-    assert torch.equal(load_stylizer("multistyle26", "19", 0.0, CPU)(batch), batch)
-    half = load_stylizer("multistyle26", "19", 0.5, CPU)(batch)
+    assert torch.equal(
+        load_model("multistyle26", {"style": "19", "strength": 0}, device=CPU)(batch), batch
+    )
+    half = load_model("multistyle26", {"style": "19", "strength": 0.5}, device=CPU)(batch)
     assert diff(half.int() * 2, styled.int() + batch.int()).max() <= 2
 
 
 def test_blend_key_and_bf16_on_cpu_stays_close_to_fp32() -> None:
-    fp32 = load_stylizer("multistyle26", "scream:1,starry-night:3", 1.0, CPU)
-    bf16 = load_stylizer("multistyle26", "scream:1,starry-night:3", 1.0, CPU, precision="bf16")
-    assert bf16.style_key == "scream-25+starry-night-75"
+    blend = {"style": "scream:1,starry-night:3"}
+    fp32 = load_model("multistyle26", blend, device=CPU)
+    bf16 = load_model("multistyle26", blend, device=CPU, precision="bf16")
+    assert output_name("multistyle26", blend | {"strength": 1.0}) == "scream-25+starry-night-75"
     batch = frames(1, 40, 48)
     assert diff(bf16(batch), fp32(batch)).float().mean() < 3
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "problem"),
+    ("options", "problem"),
     [
-        ({"strength": -0.1}, "strength must be between 0 and 1"),
-        ({"strength": 1.5}, "strength must be between 0 and 1"),
-        ({"strength": math.nan}, "strength must be between 0 and 1"),
-        ({"precision": "int8"}, "precision must be one of fp32, bf16, fp16"),
-        ({"precision": "fp16"}, "fp16 needs a CUDA device"),
-        ({"style": None}, "multistyle26 needs a style"),
+        ({"strength": -0.1}, r"bad parameter strength=-0.1: outside \[0, 1\]"),
+        ({"strength": 1.5}, r"bad parameter strength=1.5: outside \[0, 1\]"),
+        ({"strength": math.nan}, r"bad parameter strength=nan: outside \[0, 1\]"),
+        ({"strength": "1"}, r"bad parameter strength='1': not a number"),
         ({"style": ""}, "multistyle26 needs a style"),
+        ({"style": 7}, "multistyle26 needs a style"),
         ({"style": "mona-lisa"}, "unknown style 'mona-lisa'"),
-        ({"model": "no/such/model.pth", "style": None}, "'multistyle26' or a TransformerNet"),
+        ({"checkpoint": "candy.pth"}, "bad parameter checkpoint='candy.pth': model multistyle26 "),
     ],
 )
-def test_bad_arguments_are_refused(kwargs: dict[str, object], problem: str) -> None:
-    args: dict[str, object] = {"model": "multistyle26", "style": "7", "strength": 1.0}
+def test_bad_options_are_bad_parameters(options: dict[str, object], problem: str) -> None:
+    with pytest.raises(BadParameterError, match=problem):
+        load_model("multistyle26", {"style": "7"} | options, device=CPU)
+
+
+@pytest.mark.parametrize(
+    ("precision", "problem"),
+    [
+        ("int8", "precision must be one of fp32, bf16, fp16"),
+        ("fp16", "fp16 needs a CUDA device"),
+    ],
+)
+def test_bad_precisions_are_refused(precision: str, problem: str) -> None:
     with pytest.raises(BadInputError, match=problem):
-        load_stylizer(device=CPU, **{**args, **kwargs})  # type: ignore[arg-type]
+        load_model("multistyle26", {}, device=CPU, precision=precision)
 
 
 def test_too_small_frames_are_refused(starry: Stylizer) -> None:
@@ -130,9 +145,9 @@ def test_checkpoint_stylizer_runs_the_saved_network(
     checkpoint: tuple[Path, TransformerNet],
 ) -> None:
     path, net = checkpoint
-    stylizer = load_stylizer(str(path), None, 1.0, CPU)
-    assert stylizer.model_name == "candy"
-    assert stylizer.style_key == "candy"
+    options = {"checkpoint": str(path)}
+    stylizer = load_model("checkpoint", options, device=CPU, prepared=path.read_bytes())
+    assert output_name("checkpoint", options | {"strength": 1.0}) == "candy"
     batch = frames(2, 40, 52)
     with torch.inference_mode():
         expected = net(batch.permute(0, 3, 1, 2).float()).round().clamp(0, 255).to(torch.uint8)
@@ -141,12 +156,12 @@ def test_checkpoint_stylizer_runs_the_saved_network(
     assert out.dtype == torch.uint8
     assert expected.float().std() > 20
     assert diff(out, expected.permute(0, 2, 3, 1)).max() <= 1
-    odd = load_stylizer(str(path), "", 1.0, CPU)(frames(2, 37, 53))
+    odd = stylizer(frames(2, 37, 53))
     assert odd.shape == (2, 37, 53, 3)
     assert odd.dtype == torch.uint8
 
 
 def test_style_with_a_checkpoint_is_refused(checkpoint: tuple[Path, TransformerNet]) -> None:
     path, _ = checkpoint
-    with pytest.raises(BadInputError, match=r"a \.pth model has its own single style"):
-        load_stylizer(str(path), "scream", 1.0, CPU)
+    with pytest.raises(BadParameterError, match=r"style='scream': checkpoint .* has its own style"):
+        load_model("checkpoint", {"checkpoint": str(path), "style": "scream"}, device=CPU)

@@ -4,7 +4,8 @@ on 2 cores with a cold cache: the price of guarding what long videos run by defa
 import numpy as np
 import torch
 
-from videostyle.models.stylizer import load_stylizer
+from videostyle.models.registry import load_model
+from videostyle.models.stylizer import Stylizer
 
 CPU = torch.device("cpu")
 
@@ -12,8 +13,10 @@ CPU = torch.device("cpu")
 def test_compiled_output_equals_eager_for_full_and_shorter_batches() -> None:
     rng = np.random.default_rng(11)
     batch = torch.from_numpy(rng.integers(0, 256, (3, 37, 53, 3), dtype=np.uint8))
-    eager = load_stylizer("multistyle26", "starry-night", 0.5, CPU)
-    compiled = load_stylizer("multistyle26", "starry-night", 0.5, CPU, compiled=True)
+    options = {"style": "starry-night", "strength": 0.5}
+    eager = load_model("multistyle26", options, device=CPU)
+    compiled = load_model("multistyle26", options, device=CPU, compiled=True)
+    assert isinstance(compiled, Stylizer)
     assert compiled.compiled
     full = compiled(batch)
     shorter = compiled(batch[:1])  # padded to the compiled batch of 3, then cut back

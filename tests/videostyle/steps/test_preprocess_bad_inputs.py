@@ -151,8 +151,7 @@ def test_unusable_input_is_refused_and_quarantined(
             video=f"uploads/{source.name}",
             job_id="j1",
             model="multistyle26",
-            style="scream",
-            strength=1.0,
+            options={"style": "scream", "strength": 1.0},
             crf=16,
             ranks=2,
         )
@@ -199,8 +198,7 @@ def test_input_over_a_limit_is_refused(
             video="big.mp4",
             job_id="j2",
             model="multistyle26",
-            style="scream",
-            strength=1.0,
+            options={"style": "scream", "strength": 1.0},
             crf=16,
             ranks=1,
         )
@@ -220,8 +218,7 @@ def test_input_over_the_size_limit_is_refused_before_download(
             video="huge.mp4",
             job_id="j3",
             model="multistyle26",
-            style="scream",
-            strength=1.0,
+            options={"style": "scream", "strength": 1.0},
             crf=16,
             ranks=1,
         )
@@ -236,8 +233,7 @@ def test_a_blob_name_never_chooses_a_path(stores: Stores, name: str) -> None:
             video=name,
             job_id="j4",
             model="multistyle26",
-            style="scream",
-            strength=1.0,
+            options={"style": "scream", "strength": 1.0},
             crf=16,
             ranks=1,
         )
@@ -251,8 +247,7 @@ def test_a_missing_input_is_a_bad_input(stores: Stores) -> None:
             video="never-uploaded.mp4",
             job_id="j5",
             model="multistyle26",
-            style="scream",
-            strength=1.0,
+            options={"style": "scream", "strength": 1.0},
             crf=16,
             ranks=1,
         )
@@ -262,13 +257,16 @@ def test_a_missing_input_is_a_bad_input(stores: Stores) -> None:
     ("job", "message"),
     [
         (
-            {"style": "mona-lisa"},
+            {"options": {"style": "mona-lisa"}},
             "bad parameter style='mona-lisa': unknown style 'mona-lisa'; known: pastel, ",
         ),
-        ({"strength": 2.0}, "bad parameter strength=2.0: outside [0, 1]"),
+        ({"options": {"strength": 2.0}}, "bad parameter strength=2.0: outside [0, 1]"),
         ({"crf": 60}, "bad parameter crf=60: outside H.264's 0..51"),
         (
-            {"model": "az://models/mine.pth", "style": "scream"},
+            {
+                "model": "checkpoint",
+                "options": {"checkpoint": "az://models/mine.pth", "style": "scream"},
+            },
             "bad parameter style='scream': checkpoint az://models/mine.pth has its own style",
         ),
     ],
@@ -278,12 +276,8 @@ def test_a_bad_parameter_is_named_as_such_and_the_video_is_not_quarantined(
     stores: Stores, tmp_path: Path, job: dict[str, Any], message: str
 ) -> None:
     stores.inputs.upload(make_clip(tmp_path / "clip.mp4", frames=5), "clip.mp4")
-    options: dict[str, Any] = {
-        "model": "multistyle26",
-        "style": "scream",
-        "strength": 1.0,
-        "crf": 16,
-    } | job
+    options: dict[str, Any] = {"model": "multistyle26", "crf": 16} | job
+    options["options"] = {"style": "scream", "strength": 1.0} | job.get("options", {})
     with pytest.raises(BadParameterError) as caught:
         preprocess(
             stores, stores_settings(stores), video="clip.mp4", job_id="j6", ranks=1, **options

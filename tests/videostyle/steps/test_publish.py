@@ -71,8 +71,7 @@ def stitched_job(
         audio=True,
         audio_copied=True,
         model="multistyle26",
-        style="scream",
-        strength=1.0,
+        options={"style": "scream", "strength": 1.0},
         crf=16,
         units=(
             Unit(index=0, first_frame=0, frame_count=frames, seek_s=0.0, start_s=-1.0, end_s=None),
@@ -119,6 +118,10 @@ def test_the_result_names_every_blob_with_its_uri_and_the_reports_figures(
     assert report["sha256"] == hashlib.sha256(styled).hexdigest()
     assert (report["job"], report["source_version"], report["frames"]) == ("job-1", "v1", 50)
     assert (report["output"], report["preview"]) == (result["output"], result["preview"])
+    assert (report["model"], report["options"]) == (
+        "multistyle26",
+        {"style": "scream", "strength": 1.0},
+    )
 
 
 @pytest.mark.parametrize("frames", [CLIP_FRAMES, 1])

@@ -15,7 +15,8 @@ import torch
 from tests.media import decode_rgb, make_clip
 from videostyle.defaults import BUILTIN_MODEL
 from videostyle.errors import VideostyleError
-from videostyle.models.stylizer import Stylizer, load_stylizer
+from videostyle.models.registry import load_model
+from videostyle.models.stylizer import Stylizer
 from videostyle.plan import Plan
 from videostyle.progress import RANK_LINE, Progress, parse_progress
 from videostyle.settings import Settings
@@ -61,8 +62,7 @@ def job(tmp_path: Path) -> tuple[Stores, Settings, Plan]:
         video="clip.mp4",
         job_id=JOB,
         model=BUILTIN_MODEL,
-        style="scream",
-        strength=1.0,
+        options={"style": "scream", "strength": 1.0},
         crf=16,
         ranks=1,
     )
@@ -99,7 +99,7 @@ def test_styled_frames_are_the_models_output(job: tuple[Stores, Settings, Plan])
     unit = plan.units[0]
     styled = decode_rgb(stores.work.download(plan.unit_name(unit), settings.scratch_dir / "u.mp4"))
     source = decode_rgb(stores.work.download(plan.source_name, settings.scratch_dir / "s.mp4"))
-    stylizer = load_stylizer(BUILTIN_MODEL, "scream", 1.0, CPU)
+    stylizer = load_model(BUILTIN_MODEL, {"style": "scream"}, device=CPU)
     direct = stylizer(torch.from_numpy(source[: unit.frame_count].copy())).numpy()
     error = np.abs(styled.astype(int) - direct).mean()
     assert error < 12  # H.264 at CRF 16 in 4:2:0 on dense texture; a wrong frame is ~60
