@@ -8,8 +8,9 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, Param, chain, get_current_context, task
 
-from videostyle.defaults import DEFAULT_CRF, DEFAULT_RANKS, DEFAULT_STYLE
-from videostyle.models.styles import STYLE_NAMES, style_pattern
+from videostyle.defaults import BUILTIN_MODEL, DEFAULT_CRF, DEFAULT_RANKS, DEFAULT_STYLE
+from videostyle.models.registry import MODELS
+from videostyle.models.styles import STYLE_NAMES
 from videostyle_airflow.claims import record_run_claim
 from videostyle_airflow.config import (
     MAX_ACTIVE_RUNS,
@@ -19,9 +20,11 @@ from videostyle_airflow.config import (
     WATCH_DAG_ID,
     inputs_location,
     outputs_location,
+    styles_location,
 )
 from videostyle_airflow.ids import job_id_for_run
 from videostyle_airflow.launchers import step_task
+from videostyle_airflow.looks import model_options
 from videostyle_airflow.publication import PUBLISHED_VIDEOS
 
 # Rendered per task from the run id: every try of every task of a run names the same job,
@@ -36,9 +39,13 @@ DOC_MD = f"""
 - **Video**: the blob's name in **`{inputs_location().url}`**, e.g. `clip.mp4` or
   `shoots/day1/clip.mov`. Upload it first (Azure portal, `az storage blob upload`, Storage
   Explorer); uploads there are styled in the default style anyway by `{WATCH_DAG_ID}`.
-- **Style**: a name or index of the built-in model, or a blend like `scream:1,starry-night:3`:
-  {", ".join(f"{i} {name}" for i, name in enumerate(STYLE_NAMES))}.
+- **Model** and its look: `multistyle26` in one of 26 **Styles**; `painting` in the look of a
+  **Style image** you uploaded to **`{styles_location().url}`** (its blob name); `checkpoint`
+  with a fast_neural_style `.pth`; fields another model does not take are ignored.
 - **Strength** 0..1 (0 keeps the input), **Ranks** (MPI processes scoring in parallel), **CRF**.
+
+An upload to the inputs container chooses its own look in blob metadata
+(`az storage blob upload ... --metadata model=painting style_image=starry.jpg strength=0.8`).
 
 **Watch it**: the grid shows each step; the `score` task's log prints each rank's and the
 job's frames done / total, frames/s and ETA at least every 10 s.
@@ -66,7 +73,7 @@ with DAG(
         "retries": 2,
         "retry_delay": timedelta(minutes=1),
     },
-    user_defined_filters={"job_id": job_id_for_run},
+    user_defined_filters={"job_id": job_id_for_run, "model_options": model_options},
     params={
         "video": Param(
             type="string",
@@ -74,15 +81,33 @@ with DAG(
             title="Video",
             description="Blob name of the video in the inputs container",
         ),
+        "model": Param(
+            BUILTIN_MODEL,
+            type="string",
+            enum=list(MODELS),
+            title="Model",
+            description="multistyle26: one of 26 built-in styles; painting: the look of a style "
+            "image; checkpoint: a TransformerNet .pth",
+        ),
         "style": Param(
             DEFAULT_STYLE,
             type="string",
-            # The form and the REST API refuse a style that does not exist before a run starts;
-            # the form proposes the names as one types, and takes blends too.
-            pattern=style_pattern(),
-            examples=list(STYLE_NAMES),
+            enum=list(STYLE_NAMES),
             title="Style",
-            description="A style name or index of the built-in model, or a blend like 3:0.5,19:0.5",
+            description="multistyle26's style",
+        ),
+        # Optional: only the model that takes it needs it (null, so the form does not require it).
+        "style_image": Param(
+            None,
+            type=["null", "string"],
+            title="Style image",
+            description=f"painting: a JPEG, PNG or WebP in {styles_location().url}, by blob name",
+        ),
+        "checkpoint": Param(
+            None,
+            type=["null", "string"],
+            title="Checkpoint",
+            description="checkpoint: a pytorch/examples fast_neural_style .pth, path or az:// URL",
         ),
         "strength": Param(
             1.0,
@@ -125,10 +150,10 @@ with DAG(
         args=[
             "--job",
             JOB,
-            "--style",
-            "{{ params.style }}",
-            "--strength",
-            "{{ params.strength }}",
+            "--model",
+            "{{ params.model }}",
+            "--options",
+            "{{ params | model_options }}",
             "--crf",
             "{{ params.crf }}",
             "--ranks",

@@ -88,12 +88,13 @@ def blob_env(azurite: str, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixt
 
     prefix = "t" + format(abs(hash(request.node.nodeid)) % 10**10, "010d")
     service = BlobServiceClient.from_connection_string(azurite)
-    for kind in ("in", "work", "out"):
+    for kind in ("in", "work", "out", "styles"):
         service.create_container(f"{prefix}-{kind}")
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
     monkeypatch.setenv("VIDEOSTYLE_INPUTS_URL", f"az://{prefix}-in")
     monkeypatch.setenv("VIDEOSTYLE_WORK_URL", f"az://{prefix}-work")
     monkeypatch.setenv("VIDEOSTYLE_OUTPUTS_URL", f"az://{prefix}-out")
+    monkeypatch.setenv("VIDEOSTYLE_STYLES_URL", f"az://{prefix}-styles")
     return prefix
 
 

@@ -37,12 +37,23 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
         "--strength", type=float, help="the strength option: 0 keeps the input, 1 full (default)"
     )
     parser.add_argument(
+        "--style-image",
+        help="the style_image option (painting): a blob name in the styles container; for run, "
+        "a local JPEG, PNG or WebP file",
+    )
+    parser.add_argument(
         "--option",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="any option of the model, e.g. checkpoint=az://models/candy.pth (repeatable); a "
         "value is read as JSON where the option's default is a number or a boolean",
+    )
+    parser.add_argument(
+        "--options",
+        default="{}",
+        metavar="JSON",
+        help="the model's options as one JSON object, as the Airflow launchers pass them",
     )
     parser.add_argument(
         "--crf", type=int, default=DEFAULT_CRF, help="H.264 quality, lower is better"
@@ -74,9 +85,23 @@ def model_and_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The job's model and the options its command line gives (the model fills in the rest)."""
     model, options = model_argument(args.model)
     # An empty --style is no style, as it always was (the checkpoint model takes none).
-    flags = {"style": args.style or None, "strength": args.strength}
+    flags = {
+        "style": args.style or None,
+        "strength": args.strength,
+        "style_image": args.style_image or None,
+    }
     options |= {key: value for key, value in flags.items() if value is not None}
     defaults = get_model(model).defaults
+    try:
+        given = json.loads(args.options)
+    except ValueError:
+        given = None
+    if not isinstance(given, dict):
+        raise BadParameterError(f"bad parameter --options {args.options!r}: not a JSON object")
+    for key, value in given.items():
+        if key in options:
+            raise BadParameterError(f"bad parameter {key}: given twice")
+        options[key] = value
     for item in args.option:
         key, equals, text = item.partition("=")
         if not equals or not key:

@@ -22,6 +22,20 @@ from videostyle.storage import Stores
 JOB_ID = "local"
 
 
+def local_style_image(options: Mapping[str, Any], styles: Path) -> dict[str, Any]:
+    """`run` takes the `style_image` option as a local file: copied into the run's styles
+    folder, the job names it there, as a job in Airflow names a blob in the styles container."""
+    path = options.get("style_image")
+    if not isinstance(path, str) or not path:
+        return dict(options)  # none: the model says whether it needs one
+    file = Path(path)
+    if not file.is_file():
+        raise BadInputError(f"style image {path} does not exist or is not a file")
+    styles.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(file, styles / file.name)
+    return {**options, "style_image": file.name}
+
+
 def run_local(
     source: Path,
     output: Path,
@@ -32,7 +46,9 @@ def run_local(
     ranks: int,
     settings: Settings,
 ) -> dict[str, Any]:
-    """Style `source` into `output` with `model` and its `options`; returns the run's report."""
+    """Style `source` into `output` with `model` and its `options`; returns the run's report.
+
+    A `style_image` option is a local file here (local_style_image)."""
     if not source.is_file():
         raise BadInputError(f"{source} is not a file")
     with tempfile.TemporaryDirectory(prefix="videostyle-run-") as tmp:
@@ -40,7 +56,9 @@ def run_local(
             "inputs_url": str(source.resolve().parent),
             "work_url": f"{tmp}/work",
             "outputs_url": f"{tmp}/outputs",
+            "styles_url": f"{tmp}/styles",
         }
+        options = local_style_image(options, Path(urls["styles_url"]))
         settings = settings.model_copy(update=urls)
         stores = Stores(settings)
         preprocess(

@@ -23,10 +23,13 @@ class Settings(BaseSettings):
     inputs_connection_string: SecretStr | None = None
     work_connection_string: SecretStr | None = None
     outputs_connection_string: SecretStr | None = None
+    styles_connection_string: SecretStr | None = None
     # Where each kind of blob lives: fsspec URLs, az://container[/prefix] or a local folder.
     inputs_url: str = "az://videos-in"
     work_url: str = "az://videos-work"
     outputs_url: str = "az://videos-out"
+    # Style images (the painting model's `style_image` names a blob here); preprocess reads it.
+    styles_url: str = "az://videos-styles"
     scratch_dir: Path = Path(tempfile.gettempdir()) / "videostyle"
 
     max_unit_frames: int = Field(default=48, ge=1)

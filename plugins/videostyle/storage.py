@@ -15,7 +15,7 @@ from videostyle.errors import BadInputError
 from videostyle.settings import Settings
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
     """A blob name is data, never a path choice: no absolute names, no `..`, no empty parts."""
     parts = name.split("/")
     if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
@@ -58,10 +58,10 @@ class BlobStore:
             self.fs.makedirs(self.root, exist_ok=True)
 
     def _path(self, name: str) -> str:
-        return posixpath.join(self.root, _check_name(name))
+        return posixpath.join(self.root, check_name(name))
 
     def uri(self, name: str) -> str:
-        return f"{self.url}/{_check_name(name)}"
+        return f"{self.url}/{check_name(name)}"
 
     def exists(self, name: str) -> bool:
         return bool(self.fs.exists(self._path(name)))
@@ -104,7 +104,8 @@ class BlobStore:
 
 
 class Stores:
-    """The three places a job touches: where videos arrive, where work lives, where results go.
+    """The places a job touches: where videos arrive, where work lives, where results go, and
+    where style images wait to be named by a job.
 
     Each opens on first use with its own credential (else the settings' connection string), so
     a step holding credentials only for the stores it touches never needs the others'.
@@ -127,3 +128,8 @@ class Stores:
     def outputs(self) -> BlobStore:
         s = self._settings
         return BlobStore(s.outputs_url, s, credential=s.outputs_connection_string)
+
+    @cached_property
+    def styles(self) -> BlobStore:
+        s = self._settings
+        return BlobStore(s.styles_url, s, credential=s.styles_connection_string)

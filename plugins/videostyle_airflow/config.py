@@ -59,3 +59,7 @@ def work_location() -> BlobLocation:
 
 def outputs_location() -> BlobLocation:
     return blob_location(Settings().outputs_url)
+
+
+def styles_location() -> BlobLocation:
+    return blob_location(Settings().styles_url)

@@ -21,15 +21,16 @@ from azure.storage.blob import BlobServiceClient, generate_blob_sas, generate_co
 from videostyle.settings import Settings
 from videostyle_airflow.config import blob_location
 
-Store = Literal["inputs", "work", "outputs"]
+Store = Literal["inputs", "work", "outputs", "styles"]
 
 # What each step does to each store, as Azure's container SAS permission letters (r read,
 # w write, l list). Write includes creating; no step deletes. Asking about a blob that is not
 # there lists (adlfs looks for a folder of that name): without `l` a missing blob reads as a
 # refusal, not as missing. Publish reads the outputs for an earlier run's report, and writes
-# its timing record to work.
+# its timing record to work. Preprocess reads a job's style image (the painting model) from
+# styles: a missing one must read as missing, a bad input that quarantines the job.
 GRANTS: Mapping[str, Mapping[Store, str]] = {
-    "preprocess": {"inputs": "rl", "work": "rwl"},
+    "preprocess": {"inputs": "rl", "work": "rwl", "styles": "rl"},
     "score": {"work": "rwl"},
     "stitch": {"work": "rwl"},
     "publish": {"work": "rwl", "outputs": "rwl"},
@@ -97,6 +98,7 @@ def step_env(step: str, *, conn_id: str, ttl: timedelta) -> dict[str, str]:
         "inputs": settings.inputs_url,
         "work": settings.work_url,
         "outputs": settings.outputs_url,
+        "styles": settings.styles_url,
     }
     env: dict[str, str] = {}
     for store, permission in grants.items():

@@ -47,7 +47,8 @@ CONNECTIONS = (BLOB_CONN_ID,)
 
 
 def create_containers() -> list[str]:
-    """The inputs, work and outputs containers in the `videostyle_blob` account, if missing."""
+    """The inputs, work, outputs and styles containers in the `videostyle_blob` account, if
+    missing."""
     from airflow.models.connection import Connection
 
     # Read as the scheduler reads it (environment, secrets backends, then the database): this
@@ -55,10 +56,8 @@ def create_containers() -> list[str]:
     extra = Connection.get_connection_from_secrets(BLOB_CONN_ID).extra_dejson
     service = BlobServiceClient.from_connection_string(extra["connection_string"])
     settings = Settings()
-    names = [
-        blob_location(url).container
-        for url in (settings.inputs_url, settings.work_url, settings.outputs_url)
-    ]
+    urls = (settings.inputs_url, settings.work_url, settings.outputs_url, settings.styles_url)
+    names = list(dict.fromkeys(blob_location(url).container for url in urls))  # each once
     for name in names:
         # The SDK's own call, which raises on a refused request (WasbHook's logs and carries
         # on); an existing container is kept: a restarted stack keeps its videos.

@@ -18,7 +18,7 @@ from videostyle_airflow import credentials
 from videostyle_airflow.config import BLOB_CONN_ID
 from videostyle_airflow.credentials import GRANTS, Store
 
-STORES: tuple[Store, ...] = ("inputs", "work", "outputs")
+STORES: tuple[Store, ...] = ("inputs", "work", "outputs", "styles")
 HOUR = timedelta(hours=1)
 Operation = Callable[[ContainerClient], object]
 OPERATIONS: dict[str, tuple[str, Operation]] = {
@@ -38,6 +38,7 @@ def containers(blob_connection: str, azurite: str) -> dict[Store, str]:
         "inputs": f"{blob_connection}-in",
         "work": f"{blob_connection}-work",
         "outputs": f"{blob_connection}-out",
+        "styles": f"{blob_connection}-styles",
     }
     for name in names.values():
         service.get_container_client(name).upload_blob("seed.txt", b"seed")
@@ -61,6 +62,18 @@ def allowed(operation: Operation, container: ContainerClient) -> bool:
             raise
         return False
     return True
+
+
+def test_each_step_is_granted_just_what_it_needs() -> None:
+    """Stated here, not read from GRANTS: a grant lost or widened there fails this."""
+    assert {step: dict(grants) for step, grants in GRANTS.items()} == {
+        # reads the video; writes the job; reads the style image a painting job names
+        "preprocess": {"inputs": "rl", "work": "rwl", "styles": "rl"},
+        "score": {"work": "rwl"},
+        "stitch": {"work": "rwl"},
+        # reads an earlier run's report, writes the output; its timing record goes to work
+        "publish": {"work": "rwl", "outputs": "rwl"},
+    }
 
 
 @pytest.mark.parametrize("step", list(GRANTS))
@@ -121,6 +134,17 @@ def test_a_missing_video_is_missing_not_refused_under_preprocess_credentials(
     assert inputs.stat("seed.txt").size == 4
     with pytest.raises(FileNotFoundError):  # the CLI's bad input, never retried
         inputs.stat("no such video.mp4")
+
+
+def test_a_missing_style_image_is_missing_not_refused_under_preprocess_credentials(
+    containers: dict[Store, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    styles = stores_of("preprocess", monkeypatch).styles
+
+    assert styles.url == f"az://{containers['styles']}"
+    assert styles.read_bytes("seed.txt") == b"seed"
+    with pytest.raises(FileNotFoundError):  # the painting model's bad input, never retried
+        styles.stat("no such painting.jpg")
 
 
 def test_an_expired_sas_is_refused(containers: dict[Store, str]) -> None:

@@ -91,7 +91,10 @@ def test_steps_render_their_argv_and_share_one_job(monkeypatch: pytest.MonkeyPat
     steps = StandInSteps(lambda step, tries: 1 if (step, tries) == ("score", 1) else 0)
 
     run = run_process_dag(
-        monkeypatch, steps, {"video": "clips/my cat.mp4", "style": "19", "ranks": 3}
+        monkeypatch,
+        steps,
+        # The form's fields the chosen model does not take (style_image) are left out.
+        {"video": "clips/my cat.mp4", "style": "scream", "style_image": "x.jpg", "ranks": 3},
     )
 
     assert run.state == DagRunState.SUCCESS
@@ -103,10 +106,10 @@ def test_steps_render_their_argv_and_share_one_job(monkeypatch: pytest.MonkeyPat
             [
                 "--job",
                 job,
-                "--style",
-                "19",
-                "--strength",
-                "1.0",
+                "--model",
+                "multistyle26",
+                "--options",
+                '{"style": "scream", "strength": 1.0}',
                 "--crf",
                 str(DEFAULT_CRF),
                 "--ranks",

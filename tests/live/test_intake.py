@@ -30,10 +30,12 @@ def _wait_for_runs(api: AirflowApi, video: str, *, timeout_s: float) -> list[dic
     return runs
 
 
-def _upload(blob_service: BlobServiceClient, path: Path, name: str) -> float:
+def _upload(
+    blob_service: BlobServiceClient, path: Path, name: str, metadata: dict[str, str] | None = None
+) -> float:
     """Upload `path` as `name`; the UNIX time the service committed it."""
     blob = blob_service.get_blob_client("videos-in", name)
-    blob.upload_blob(path.read_bytes(), overwrite=True)
+    blob.upload_blob(path.read_bytes(), overwrite=True, metadata=metadata)
     return blob.get_blob_properties().last_modified.timestamp()
 
 
@@ -71,9 +73,10 @@ def test_uploads_start_one_run_each_within_seconds_one_at_a_time(
     # The same bytes again, then two new videos together: the new ones' runs show that intake
     # has listed the container since the re-upload, which by then has started nothing.
     _upload(blob_service, first, "intake/first.mp4")
+    # The second chooses its look at upload, as `az storage blob upload --metadata` does.
     pair = [make_clip(tmp_path / f"pair{i}.mp4", frames=24 + i) for i in range(2)]
-    for clip in pair:
-        _upload(blob_service, clip, f"intake/{clip.name}")
+    _upload(blob_service, pair[0], "intake/pair0.mp4")
+    _upload(blob_service, pair[1], "intake/pair1.mp4", metadata={"style": "scream"})
     pair_runs = [
         _wait_for_runs(api, f"intake/{clip.name}", timeout_s=DETECTION_BOUND_S) for clip in pair
     ]
@@ -84,6 +87,10 @@ def test_uploads_start_one_run_each_within_seconds_one_at_a_time(
     ]
     assert [r["state"] for r in finished] == ["success", "success"]
     assert len(_runs_for(api, "intake/first.mp4")) == 1
+    assert {b.name for b in outputs.list_blobs(name_starts_with="intake/pair")} >= {
+        "intake/pair0.mp4/starry-night.mp4",
+        "intake/pair1.mp4/scream.mp4",
+    }
 
     # max_active_runs is 1 here: the two runs never overlapped, nor did their scoring (pool).
     assert not _overlap(_interval(finished[0]), _interval(finished[1]))

@@ -97,7 +97,10 @@ def ui_run(
         page.get_by_role("button", name="Trigger").first.click()
         form = page.get_by_role("dialog")
         form.locator("#element_video").fill(VIDEO)
-        form.locator("#element_style").fill(STYLE)
+        # The style is a dropdown of the 26 names: open it, type to filter, pick.
+        form.locator("#element_style").click()
+        page.keyboard.type(STYLE)
+        page.keyboard.press("Enter")
         shots.take("trigger-form")
         with page.expect_response(
             lambda r: r.request.method == "POST" and r.url.endswith("/dagRuns")

@@ -10,7 +10,8 @@ registered by name in `videostyle.models.registry`. Its life in a job:
   thing (a style vector, a copy of a checkpoint);
 - every scoring rank calls `load` once, on its device and precision, and pushes batches of uint8
   RGB frames [N, H, W, 3] through the `FrameTransform` it returns, getting the same shape back;
-- publish names the output `<video>/<output_name(options)>.mp4`.
+- publish names the output `<video>/<output_name(options)>.mp4`, and puts what `report` says
+  of the job in the report.
 
 Options are one JSON-able dict ({"style": "scream", "strength": 0.5}), the plan's `options`.
 Importing this module is cheap (no torch): models import torch inside `prepare` and `load`, so
@@ -98,6 +99,12 @@ class FrameModel(ABC):
     @abstractmethod
     def output_name(self, options: Options) -> str:
         """The look's name in the output's path: one safe path segment, e.g. `scream-s50`."""
+
+    def report(self, options: Options, prepared: Prepared) -> dict[str, Any]:
+        """What the output's report says of the job's model beyond its options, JSON-able (publish
+        puts it under `model_details`), e.g. the style image a vector was made from and its
+        SHA-256. `prepared` is what `prepare` returned."""
+        return {}
 
 
 def check_strength(options: Options) -> float:

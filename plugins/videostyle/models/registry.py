@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 MODELS: dict[str, str] = {
     "multistyle26": "videostyle.models.multistyle26",  # the default (defaults.BUILTIN_MODEL)
     "checkpoint": "videostyle.models.checkpoint",
+    "painting": "videostyle.models.painting",
 }
 
 _MAX_OUTPUT_NAME = 200

@@ -38,10 +38,9 @@ STYLE_NAMES: tuple[str, ...] = (
 NUM_STYLES = len(STYLE_NAMES)
 _INDEX_BY_NAME = {name: index for index, name in enumerate(STYLE_NAMES)}
 
-# The grammar of a style spec, shared by parse_style and style_pattern: terms split by commas,
-# each a name (any case) or an index, with an optional weight after a colon, spaces around.
-# Plain regex parts that Python and ECMAScript (JSON Schema, browsers) read alike: no flags,
-# [0-9] rather than \d (Python's matches any Unicode digit).
+# The grammar of a style spec: terms split by commas, each a name (any case) or an index, with
+# an optional weight after a colon, spaces around; [0-9] rather than \d (Python's matches any
+# Unicode digit).
 _INDEX = "0*(?:1?[0-9]|2[0-5])"
 _WEIGHT = "(?:[0-9]+(?:\\.[0-9]*)?|\\.[0-9]+)"
 _INDEX_RE = re.compile(_INDEX)
@@ -79,24 +78,6 @@ def parse_style(spec: str) -> StyleSpec:
     if total <= 0:
         raise BadParameterError(f"bad parameter style={spec!r}: its weights are all zero")
     return StyleSpec(tuple(w / total for w in weights))
-
-
-def style_pattern() -> str:
-    """
-    A JSON Schema `pattern` accepting the specs parse_style can parse: the same names, indices
-    and weights, so that a form refuses a mistyped style before a run starts.
-
-    Beyond this syntax, parse_style also refuses weights that are all zero or too large for a
-    float; the pattern lets those through.
-    """
-    names = "|".join(
-        "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in name) for name in STYLE_NAMES
-    )
-    term = f" *(?:{_INDEX}|{names}) *(?:: *{_WEIGHT} *)?"
-    # Terms, the first at the start and each other after a comma (the long term written once).
-    # JSON Schema patterns are unanchored, and Python's `$` lets a trailing newline through:
-    # the end is "no character follows".
-    return f"^(?!,)(?:(?:^|,){term})+(?![\\s\\S])"
 
 
 def _index(ref: str, spec: str) -> int:

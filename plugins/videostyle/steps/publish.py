@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from videostyle.media.ffmpeg import side_by_side
-from videostyle.models.registry import output_name
-from videostyle.plan import Plan, load_plan
+from videostyle.models.registry import get_model, output_name
+from videostyle.plan import Plan, load_plan, load_prepared
 from videostyle.settings import Settings
 from videostyle.storage import BlobStore, Stores
 from videostyle.timings import collect, record, timed
@@ -95,6 +95,9 @@ def publish(stores: Stores, settings: Settings, *, job_id: str) -> dict[str, Any
         # Another run already styled this very content the same way: never overwrite it.
         log.info("%s is already published by job %s", names["output"], existing["job"])
         return publication(stores.outputs, names, existing)
+    # What the model says of the job beyond its options (a style image and its SHA-256): asked
+    # first, so that a model that cannot say it fails before anything is published.
+    details = get_model(plan.model).report(plan.options, load_prepared(stores.work, plan))
     scratch = settings.scratch_dir / job_id / "publish"
     with timed() as took:
         try:
@@ -130,6 +133,7 @@ def publish(stores: Stores, settings: Settings, *, job_id: str) -> dict[str, Any
         "audio_copied": plan.audio_copied,
         "model": plan.model,
         "options": plan.options,
+        "model_details": details,
         "style": plan.options.get("style"),
         "strength": plan.options.get("strength"),
         "crf": plan.crf,

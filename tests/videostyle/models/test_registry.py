@@ -97,6 +97,10 @@ class Invert(FrameModel):
     def output_name(self, options: Options) -> str:
         return str(options["name"])
 
+    def report(self, options: Options, prepared: Prepared) -> dict[str, Any]:
+        assert isinstance(prepared, dict)
+        return {"prepared for frames": prepared["frames"]}
+
 
 MODEL = Invert()
 
@@ -229,6 +233,17 @@ def test_the_command_line_gives_model_and_options_old_flags_included() -> None:
         parsed("--option", "strength")
     with pytest.raises(BadParameterError, match="unknown model"):
         parsed("--model", "mosaic")
+    # As the Airflow launchers pass a form's options: one JSON object, typed as it is.
+    assert parsed(
+        "--model", "painting", "--options", '{"style_image": "a.jpg", "strength": 0.5}'
+    ) == (
+        "painting",
+        {"style_image": "a.jpg", "strength": 0.5},
+    )
+    with pytest.raises(BadParameterError, match="not a JSON object"):
+        parsed("--options", "[1]")
+    with pytest.raises(BadParameterError, match="bad parameter style: given twice"):
+        parsed("--style", "scream", "--options", '{"style": "scream"}')
 
 
 def test_a_stand_in_model_runs_through_every_step_with_nothing_model_specific(
@@ -260,6 +275,7 @@ def test_a_stand_in_model_runs_through_every_step_with_nothing_model_specific(
     report = json.loads(stores.outputs.read_bytes(result["report"]))
     assert (report["model"], report["options"]) == ("invert", plan.options)
     assert (report["style"], report["strength"]) == (None, None)  # not options of this model
+    assert report["model_details"] == {"prepared for frames": FRAMES}  # the model's own word
 
 
 def test_the_ranks_load_what_preprocess_stored_with_the_job(

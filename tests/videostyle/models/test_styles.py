@@ -1,12 +1,9 @@
-import json
 import re
-import shutil
-import subprocess
 
 import pytest
 
 from videostyle.errors import BadParameterError
-from videostyle.models.styles import STYLE_NAMES, StyleSpec, parse_style, style_pattern
+from videostyle.models.styles import STYLE_NAMES, StyleSpec, parse_style
 
 
 def one_hot(index: int) -> tuple[float, ...]:
@@ -148,41 +145,12 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize("spec", VALID + INVALID)
-def test_the_form_pattern_accepts_exactly_what_parse_style_parses(spec: str) -> None:
-    # As jsonschema applies a `pattern`: re.search, unanchored.
-    accepted = re.search(style_pattern(), spec) is not None
-    try:
+@pytest.mark.parametrize("spec", VALID)
+def test_a_well_formed_spec_parses(spec: str) -> None:
+    assert sum(parse_style(spec).weights) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("spec", INVALID)
+def test_a_malformed_spec_is_a_bad_parameter(spec: str) -> None:
+    with pytest.raises(BadParameterError, match="bad parameter style="):
         parse_style(spec)
-        parsed = True
-    except BadParameterError:
-        parsed = False
-    assert accepted == parsed == (spec in VALID)
-
-
-def test_the_pattern_lets_through_only_blends_refused_for_their_weights() -> None:
-    for spec in ("7:0,19:0", "7:" + "9" * 400):
-        assert re.search(style_pattern(), spec)
-        with pytest.raises(BadParameterError):
-            parse_style(spec)
-
-
-@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js (Azurite's runtime)")
-def test_a_browsers_regex_engine_reads_the_pattern_alike() -> None:
-    """ECMAScript, as JSON Schema defines `pattern` and a browser's form applies it (`v` flag)."""
-    script = (
-        "const [pattern, specs] = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
-        "console.log(JSON.stringify(specs.map(s => ["
-        "new RegExp(pattern).test(s), new RegExp(`^(?:${pattern})$`, 'v').test(s)])));"
-    )
-    specs = VALID + INVALID
-    done = subprocess.run(
-        ["node", "-e", script],
-        input=json.dumps([style_pattern(), specs]),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    expected = [[spec in VALID, spec in VALID] for spec in specs]
-    assert json.loads(done.stdout) == expected

@@ -122,6 +122,7 @@ def test_the_result_names_every_blob_with_its_uri_and_the_reports_figures(
         "multistyle26",
         {"style": "scream", "strength": 1.0},
     )
+    assert report["model_details"] == {}  # the style is all there is to say: an option
 
 
 @pytest.mark.parametrize("frames", [CLIP_FRAMES, 1])
