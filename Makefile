@@ -4,7 +4,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 VIDEO ?=
+MODEL ?= multistyle26
 STYLE ?= starry-night
+STYLE_IMAGE ?=
 RANKS ?= 2
 OUT ?= build/k8s
 
@@ -12,7 +14,8 @@ OUT ?= build/k8s
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make demo [VIDEO=path.mp4] [STYLE=name] [RANKS=n]   style a video end to end through Airflow"
+	@echo "make demo [VIDEO=path.mp4] [MODEL=painting STYLE_IMAGE=path | STYLE=name] [RANKS=n]"
+	@echo "                                                   style a video end to end through Airflow"
 	@echo "make up | down                                     the pipeline as a live service: UI on 127.0.0.1:8080"
 	@echo "make test                                          the whole suite"
 	@echo "make bench [OUT=file.json]                         speed here, against the anchors (~10 min)"
@@ -70,7 +73,8 @@ down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/live_service.py down; fi
 
 demo: deps
-	$(BIN)/python scripts/demo.py --style "$(STYLE)" --ranks "$(RANKS)" $(if $(VIDEO),--video "$(VIDEO)")
+	$(BIN)/python scripts/demo.py --model "$(MODEL)" --style "$(STYLE)" --ranks "$(RANKS)" \
+	  $(if $(VIDEO),--video "$(VIDEO)") $(if $(STYLE_IMAGE),--style-image "$(STYLE_IMAGE)")
 
 # The Kubernetes launcher's objects for a sample run; configure it as in production with
 # AIRFLOW_VAR_VIDEOSTYLE_KUBERNETES='{"image": ...}'.

@@ -19,11 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from scripts.footage import real_clip  # noqa: E402 (needs the path above)
+from videostyle.defaults import BUILTIN_MODEL, DEFAULT_STYLE  # noqa: E402
 from videostyle.media.ffmpeg import probe  # noqa: E402
-from videostyle.models.styles import parse_style  # noqa: E402
+from videostyle.models.registry import MODELS, job_options, output_name  # noqa: E402
 from videostyle.settings import Settings  # noqa: E402
 from videostyle.steps.publish import published_report, sha256_of  # noqa: E402
 from videostyle.storage import Stores  # noqa: E402
+from videostyle_airflow.looks import model_options  # noqa: E402
 
 DEMO = ROOT / ".demo"
 BIN = Path(sys.executable).parent
@@ -70,7 +72,9 @@ def main() -> None:
     parser.add_argument(
         "--video", type=Path, help="your own video (default: Big Buck Bunny, real footage)"
     )
-    parser.add_argument("--style", default="starry-night")
+    parser.add_argument("--model", default=BUILTIN_MODEL, help=f"one of {', '.join(MODELS)}")
+    parser.add_argument("--style", default=DEFAULT_STYLE, help=f"{BUILTIN_MODEL}'s style")
+    parser.add_argument("--style-image", type=Path, help="painting's style image (a local file)")
     parser.add_argument("--ranks", type=int, default=2)
     args = parser.parse_args()
     DEMO.mkdir(exist_ok=True)
@@ -100,17 +104,26 @@ def main() -> None:
         os.environ["AZURE_STORAGE_CONNECTION_STRING"] = connection  # for this script's uploads
         settings = Settings()
         service = BlobServiceClient.from_connection_string(connection)
-        for url in (settings.inputs_url, settings.work_url, settings.outputs_url):
+        urls = (settings.inputs_url, settings.work_url, settings.outputs_url, settings.styles_url)
+        for url in urls:
             if not service.get_container_client(url.removeprefix("az://")).exists():
                 service.create_container(url.removeprefix("az://"))
         stores = Stores(settings)
         stores.inputs.upload(source, source.name)
         print(f"uploaded {source.name} to {stores.inputs.uri(source.name)}")
+        conf = {"video": source.name, "model": args.model, "ranks": args.ranks}
+        if args.model == BUILTIN_MODEL:
+            conf["style"] = args.style
+        if args.style_image is not None:
+            stores.styles.upload(args.style_image, args.style_image.name)
+            conf["style_image"] = args.style_image.name
+            print(f"uploaded {args.style_image.name} to {stores.styles.uri(args.style_image.name)}")
+        options = json.loads(model_options(conf))
+        look = output_name(args.model, job_options(args.model, options))
 
         subprocess.run(
             [str(BIN / "airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
         )
-        conf = {"video": source.name, "style": args.style, "ranks": args.ranks}
         started = time.monotonic()
         log = DEMO / "airflow-dags-test.log"
         print(f"running videostyle_process by airflow dags test (log: {log}) ...", flush=True)
@@ -134,9 +147,7 @@ def main() -> None:
             print("".join(log.read_text().splitlines(keepends=True)[-40:]))
             raise SystemExit(f"the DAG run failed: see {log}")
 
-        report = published_report(
-            stores.outputs, f"{source.name}/{parse_style(args.style).key}.json"
-        )
+        report = published_report(stores.outputs, f"{source.name}/{look}.json")
         if report is None:
             raise SystemExit("the run succeeded but published no report")
         styled = stores.outputs.download(report["output"], DEMO / "output" / report["output"])
@@ -151,7 +162,7 @@ def main() -> None:
     frames_in, frames_out = (probe(p, timeout=60).frame_count for p in (source, styled))
     print(
         f"frames: {frames_in} in, {frames_out} out at {report['fps']} fps; "
-        f"style {report['style']}; {took:.0f} s through Airflow"
+        f"look {look} ({report['model']}); {took:.0f} s through Airflow"
     )
     for step, timing in report["timings"].items():
         print(f"  {step:<10} {timing['seconds']:7.1f} s")
