@@ -10,8 +10,12 @@ registered by name in `videostyle.models.registry`. Its life in a job:
   thing (a style vector, a copy of a checkpoint);
 - every scoring rank calls `load` once, on its device and precision, and pushes batches of uint8
   RGB frames [N, H, W, 3] through the `FrameTransform` it returns, getting the same shape back;
-- publish names the output `<video>/<output_name(options)>.mp4`, and puts what `report` says
-  of the job in the report.
+- a model that needs frames beyond a unit's borders (carrying detections across them) says how
+  many with `context_frames`: scoring then hands its transform's `unit` each unit's frames with
+  up to that many neighbours on each side (fewer at the video's ends) and writes only the unit's
+  own, and stores the JSON-able facts `unit` returns beside the unit;
+- publish names the output `<video>/<output_name(options)>.mp4`, and puts what `report` (and,
+  from those per-unit facts, `report_units`) says of the job in the report.
 
 Options are one JSON-able dict ({"style": "scream", "strength": 0.5}), the plan's `options`.
 Importing this module is cheap (no torch): models import torch inside `prepare` and `load`, so
@@ -50,6 +54,19 @@ class FrameTransform(Protocol):
 
     def warm_up(self, batch: int, height: int, width: int) -> None:
         """Run one batch of that shape now (compiling, kernel selection), before the clock runs."""
+
+
+class UnitTransform(FrameTransform, Protocol):
+    """A loaded model with `context_frames` > 0: it styles a unit at a time, seeing its
+    neighbouring frames."""
+
+    def unit(
+        self, window: torch.Tensor, *, lead: int, count: int
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The unit's frames window[lead : lead + count] styled (uint8 [count, H, W, 3]), with
+        window[:lead] and window[lead + count:] the frames before and after it, and JSON-able
+        facts about the unit (stored beside it for `FrameModel.report_units`)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -100,10 +117,20 @@ class FrameModel(ABC):
     def output_name(self, options: Options) -> str:
         """The look's name in the output's path: one safe path segment, e.g. `scream-s50`."""
 
+    def context_frames(self, options: Options) -> int:
+        """How many frames before and after each unit the model must see (0: none, and the
+        transform styles batches of the unit alone); above 0, `load` returns a UnitTransform."""
+        return 0
+
     def report(self, options: Options, prepared: Prepared) -> dict[str, Any]:
         """What the output's report says of the job's model beyond its options, JSON-able (publish
         puts it under `model_details`), e.g. the style image a vector was made from and its
         SHA-256. `prepared` is what `prepare` returned."""
+        return {}
+
+    def report_units(self, options: Options, units: list[dict[str, Any]]) -> dict[str, Any]:
+        """More of the report's `model_details`, from the facts each unit's `UnitTransform.unit`
+        returned, in unit order (empty for a model without context frames)."""
         return {}
 
 

@@ -18,6 +18,7 @@ MODELS: dict[str, str] = {
     "multistyle26": "videostyle.models.multistyle26",  # the default (defaults.BUILTIN_MODEL)
     "checkpoint": "videostyle.models.checkpoint",
     "painting": "videostyle.models.painting",
+    "anonymize": "videostyle.models.anonymize",
 }
 
 _MAX_OUTPUT_NAME = 200

@@ -85,6 +85,17 @@ def publication(
     }
 
 
+def unit_facts(work: BlobStore, plan: Plan) -> list[dict[str, Any]]:
+    """The facts a model with context frames gave about each unit (scoring stores them beside
+    the unit as `units/<index>.json`), in unit order; none for other models."""
+    prefix = f"{plan.prefix}/units/"
+    return [
+        json.loads(work.read_bytes(name))
+        for name in work.list(prefix)
+        if name.startswith(prefix) and name.endswith(".json")
+    ]
+
+
 def publish(stores: Stores, settings: Settings, *, job_id: str) -> dict[str, Any]:
     """Publish job `job_id`'s stitched video, its preview and its report; returns `publication`."""
     plan = load_plan(stores.work, job_id)
@@ -97,7 +108,9 @@ def publish(stores: Stores, settings: Settings, *, job_id: str) -> dict[str, Any
         return publication(stores.outputs, names, existing)
     # What the model says of the job beyond its options (a style image and its SHA-256): asked
     # first, so that a model that cannot say it fails before anything is published.
-    details = get_model(plan.model).report(plan.options, load_prepared(stores.work, plan))
+    model = get_model(plan.model)
+    details = model.report(plan.options, load_prepared(stores.work, plan))
+    details |= model.report_units(plan.options, unit_facts(stores.work, plan))
     scratch = settings.scratch_dir / job_id / "publish"
     with timed() as took:
         try:

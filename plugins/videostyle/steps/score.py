@@ -5,11 +5,18 @@ unit boundaries), the model in the main thread, an encoder thread per unit (x264
 that finishes and uploads each encoded unit while the next one is styled. Every stage holds a
 bounded number of batches, so memory does not grow with the length of the video.
 
+A model that needs frames beyond a unit's borders (FrameModel.context_frames) gets each unit
+whole, with up to that many frames before and after it decoded from the neighbouring units
+(clipped at the video's ends); only the unit's own frames are written, and the facts the model
+gives about the unit are stored beside it (`units/<index>.json`) before the unit is uploaded.
+
 A unit whose output already exists is skipped, so a rerun after a failure redoes only lost work.
 Each rank logs its progress (frames done, frames/s, ETA: videostyle.progress) as it styles.
 """
 
+import bisect
 import contextlib
+import json
 import logging
 import os
 import resource
@@ -20,11 +27,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from videostyle.errors import VideostyleError
 from videostyle.media.frames import FrameEncoder, Frames, read_ahead, read_frames
-from videostyle.models.base import FrameTransform
+from videostyle.models.base import FrameTransform, UnitTransform
 from videostyle.models.registry import get_model
 from videostyle.plan import Plan, Unit, load_plan, load_prepared
 from videostyle.progress import RankProgress
@@ -162,6 +170,7 @@ def _style_units(
     progress: RankProgress,
 ) -> dict[str, float]:
     """Load the model and stream `units` through it; the seconds of each phase."""
+    context = get_model(plan.model).context_frames(plan.options)
     with timed() as loaded:
         model = get_model(plan.model).load(
             plan.options,
@@ -190,6 +199,7 @@ def _style_units(
             threads=media_threads,
             timeout=settings.ffmpeg_timeout_s,
             progress=progress,
+            context=context,
         )
     return {
         "load_seconds": loaded["seconds"],
@@ -223,16 +233,29 @@ def _stream(
     threads: int,
     timeout: float,
     progress: RankProgress,
+    context: int = 0,
 ) -> float:
-    """Style `units` in order and upload each; returns the seconds spent in the model."""
+    """Style `units` in order and upload each; returns the seconds spent in the model. With
+    `context` frames, each unit is styled whole by the model's `unit` (see the module's doc)."""
     model_s = 0.0
+    window: list[Frames] = []  # with context: the unit's window so far
     progress.start()
     encoder: FrameEncoder | None = None
     finishing: Future[None] | None = None
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="finish") as finisher,
         contextlib.closing(
-            read_ahead(_decode(plan, units, source, batch=batch, threads=threads, timeout=timeout))
+            read_ahead(
+                _decode(
+                    plan,
+                    units,
+                    source,
+                    batch=batch,
+                    threads=threads,
+                    timeout=timeout,
+                    context=context,
+                )
+            )
         ) as decoded,
     ):
         try:
@@ -247,11 +270,23 @@ def _stream(
                         threads=threads,
                         timeout=timeout,
                     )
+                if frames is None and context:  # the unit's window is complete: style it whole
+                    start = time.perf_counter()
+                    styled, facts = _style_unit(model, plan, unit, window, context)
+                    model_s += time.perf_counter() - start
+                    window = []
+                    # Before the unit itself, whose presence means done.
+                    work.write_bytes(unit_facts_name(plan, unit), facts)
+                    encoder.write(styled)
+                    progress.advance(len(styled))
                 if frames is None:  # whole: finish and upload it while the next one is styled
                     if finishing is not None:
                         finishing.result()  # one unit in the background at a time
                     finishing = finisher.submit(_finish, encoder, plan, unit, work)
                     encoder = None
+                    continue
+                if context:
+                    window.append(frames)
                     continue
                 start = time.perf_counter()
                 styled = model(torch.from_numpy(frames)).numpy()
@@ -272,11 +307,63 @@ def _stream(
     return model_s
 
 
+def _style_unit(
+    model: FrameTransform, plan: Plan, unit: Unit, window: list[Frames], context: int
+) -> tuple[Frames, bytes]:
+    """The unit styled by the model's `unit` from its decoded window, and its facts as JSON."""
+    first, _ = _window(plan, unit, context)
+    lead = unit.first_frame - first
+    frames = torch.from_numpy(window[0] if len(window) == 1 else np.concatenate(window))
+    styled_t, facts = _as_unit_transform(model).unit(frames, lead=lead, count=unit.frame_count)
+    styled = styled_t.numpy()
+    expected = (unit.frame_count, *frames.shape[1:])
+    if styled.shape != expected or styled.dtype != np.uint8:
+        raise TypeError(
+            f"model {plan.model} styled unit {unit.index} as {styled.dtype}{list(styled.shape)}, "
+            f"not uint8{list(expected)}"
+        )
+    return styled, json.dumps(facts, allow_nan=False).encode()
+
+
+def unit_facts_name(plan: Plan, unit: Unit) -> str:
+    """Where the facts a model gave about a unit lie: beside the unit, `units/<index>.json`."""
+    return plan.unit_name(unit).removesuffix(".mp4") + ".json"
+
+
+def _as_unit_transform(model: FrameTransform) -> UnitTransform:
+    if not callable(getattr(model, "unit", None)):
+        raise TypeError(f"a model with context frames loads a UnitTransform, not {model!r}")
+    return model  # type: ignore[return-value]
+
+
+def _window(plan: Plan, unit: Unit, context: int) -> tuple[int, int]:
+    """Frames [start, stop) of `unit` and up to `context` frames each side, within the video."""
+    return (
+        max(0, unit.first_frame - context),
+        min(plan.frame_count, unit.first_frame + unit.frame_count + context),
+    )
+
+
 def _decode(
-    plan: Plan, units: list[Unit], source: Path, *, batch: int, threads: int, timeout: float
+    plan: Plan,
+    units: list[Unit],
+    source: Path,
+    *,
+    batch: int,
+    threads: int,
+    timeout: float,
+    context: int = 0,
 ) -> Iterator[tuple[Unit, Frames | None]]:
-    """Each unit's batches, then (unit, None) once read_frames has checked its frame count."""
+    """Each unit's batches, then (unit, None) once read_frames has checked its frame count;
+    with `context`, the batches of its window (_window) instead."""
     for unit in units:
+        if context:
+            for frames in _window_frames(
+                plan, unit, source, context, batch=batch, threads=threads, timeout=timeout
+            ):
+                yield unit, frames
+            yield unit, None
+            continue
         for frames in read_frames(
             source,
             width=plan.width,
@@ -291,6 +378,53 @@ def _decode(
         ):
             yield unit, frames
         yield unit, None
+
+
+def _window_frames(
+    plan: Plan,
+    unit: Unit,
+    source: Path,
+    context: int,
+    *,
+    batch: int,
+    threads: int,
+    timeout: float,
+) -> Iterator[Frames]:
+    """The frames of `unit`'s window, decoded by time as units are: from the start of the unit
+    holding its first frame, up to the end of the unit holding its last."""
+    start, stop = _window(plan, unit, context)
+    firsts = [u.first_frame for u in plan.units]
+    before = plan.units[bisect.bisect_right(firsts, start) - 1]
+    after = plan.units[bisect.bisect_right(firsts, stop - 1) - 1]
+    skip, want = start - before.first_frame, stop - start
+    got = 0
+    decoded = read_frames(
+        source,
+        width=plan.width,
+        height=plan.height,
+        seek_s=before.seek_s,
+        start_s=before.start_s,
+        end_s=after.end_s,
+        count=after.first_frame + after.frame_count - before.first_frame,
+        batch=batch,
+        threads=threads,
+        timeout=timeout,
+    )
+    try:
+        for frames in decoded:
+            cut = frames[min(skip, len(frames)) :]
+            skip = max(0, skip - len(frames))
+            cut = cut[: want - got]
+            if len(cut):
+                yield cut
+                got += len(cut)
+            if got == want:
+                return  # closing the decoder (below) ends its ffmpeg: the rest is not needed
+    finally:
+        close = getattr(decoded, "close", None)  # read_frames is a generator
+        if close is not None:
+            close()
+    raise VideostyleError(f"unit {unit.index}: decoded {got} of its window's {want} frames")
 
 
 def _finish(encoder: FrameEncoder, plan: Plan, unit: Unit, work: BlobStore) -> None:
