@@ -16,17 +16,17 @@ from typing import Any
 from bench import anchors, pipeline, report
 from bench.machine import Cpu, environment, gemm_gflops, read_cpu
 from bench.media import make_clip, stand_in_checkpoint
-from bench.model_only import Case, flops_per_frame, grid
+from bench.model_only import TN, Case, flops_per_frame, grid, registered_models, sample_options
 from bench.quality import fp32_reference, psnr_between
 from videostyle.defaults import BUILTIN_MODEL
 from videostyle.steps.score import can_compile
 
 SECTIONS = ("model", "pipeline", "anchors")
-TN = "transformer_net"
 STYLE = "starry-night"
 CLIP_FRAMES = 96  # 4 s of 640x360 at 23.976 fps
 LONG_FACTOR = 4
 TN_CLIP_FRAMES = 48  # TransformerNet does 8x the work per frame: 2 s of video
+MODEL_CLIP_FRAMES = 48  # each registered model through `videostyle run`: 2 s at each size
 SIZES = ((640, 360), (1280, 720))
 CASE_SECONDS = 3.0  # timed per model-only case, after its warm-up
 CASE_BUDGET_S = 20.0  # a case predicted to take longer is skipped (large bf16 batches here)
@@ -39,6 +39,13 @@ def model_cases(compiled: bool) -> list[Case]:
         for width, height in SIZES
         for precision in ("fp32", "bf16")
         for batch in (1, 4, 8)
+    ]
+    # Every other registered model as scoring runs it on CPU: fp32, batch 1, eager.
+    cases += [
+        Case(model, width, height, "fp32", 1)
+        for model in registered_models()
+        if model != BUILTIN_MODEL
+        for width, height in SIZES
     ]
     # What long videos get on CPU (compiled, fp32, batch 1), and the scoring step's layouts
     # (ranks x threads): the model-only figures its pipeline figures are measured against.
@@ -69,13 +76,14 @@ def run_model_only(cpu: Cpu, checkpoint: Path) -> dict[str, Any]:
     gemm = gemm_gflops(cpu.cores)
     estimate = cpu.peak_gflops("fp32")
     print(f"  fp32 2048x2048 GEMM: {gemm:.0f} GFLOP/s, {gemm / estimate:.0%} of the estimate")
+    cases = model_cases(can_compile())
     flops = {
         (model, w, h): flops_per_frame(model, checkpoint, w, h)
-        for model in (BUILTIN_MODEL, TN)
+        for model in dict.fromkeys(case.model for case in cases)
         for w, h in SIZES
     }
     rows = grid(
-        model_cases(can_compile()),
+        cases,
         checkpoint,
         cores=cpu.cores,
         seconds=CASE_SECONDS,
@@ -104,7 +112,8 @@ def run_model_only(cpu: Cpu, checkpoint: Path) -> dict[str, Any]:
 
 
 def run_pipeline(clip: Path, long_clip: Path, work: Path) -> dict[str, Any]:
-    """The scoring step: compiled on 1 and 2 ranks, eager, and on a clip 4x as long."""
+    """The scoring step: compiled on 1 and 2 ranks, eager, and on a clip 4x as long; then each
+    registered model through `videostyle run` at each size."""
     mode, label = ("on", "compiled") if can_compile() else ("off", "eager")
     runs = [
         (f"{label}, 1 rank", 1, mode, clip),
@@ -117,7 +126,33 @@ def run_pipeline(clip: Path, long_clip: Path, work: Path) -> dict[str, Any]:
         job = pipeline.Job(BUILTIN_MODEL, STYLE, ranks=ranks, compile=compile_)
         rows.append({"run": name, "ranks": ranks} | pipeline.score(source, job, work))
         _progress("score")(rows[-1])
-    return {"score": rows}
+    models = [run_model_whole(model, w, h, work) for model in registered_models() for w, h in SIZES]
+    return {"score": rows, "models": models}
+
+
+def run_model_whole(
+    model: str, width: int, height: int, work: Path, *, ranks: int = 2
+) -> dict[str, Any]:
+    """`videostyle run --model MODEL` with its sample options, default settings, on a generated
+    clip of MODEL_CLIP_FRAMES frames at width x height (made in `work` once). One figure on its
+    own, e.g.
+
+        PYTHONPATH=plugins .venv/bin/python -c "from pathlib import Path; \\
+            from bench.__main__ import run_model_whole as r; print(r('painting', 640, 360, \\
+            Path('/tmp/vb')))"
+    """
+    clip = work / f"clip-{MODEL_CLIP_FRAMES}f-{width}x{height}.mp4"
+    if not clip.exists():
+        work.mkdir(parents=True, exist_ok=True)
+        make_clip(clip, frames=MODEL_CLIP_FRAMES, width=width, height=height)
+    options = sample_options(model, work)
+    style = options.pop("style", None)
+    job = pipeline.Job(model, style, ranks=ranks, compile="auto", options=options)
+    row: dict[str, Any] = {"model": model, "width": width, "height": height, "ranks": ranks}
+    row |= pipeline.whole(clip, job, work)
+    row.pop("output").unlink(missing_ok=True)  # a temporary file: not a figure
+    _progress("whole")(row)
+    return row
 
 
 def run_anchors(
@@ -186,6 +221,23 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             "clip": short["peak_rss_mb"],
             "4x clip": long["peak_rss_mb"],
         }
+    by_model: dict[str, Any] = {}
+    for row in results.get("pipeline", {}).get("models", []):
+        twin = {
+            "model": row["model"],
+            "width": row["width"],
+            "height": row["height"],
+            "precision": "fp32",
+            "batch": 1,
+            "compiled": False,
+            "processes": 1,
+        }
+        fps = next((m["fps"] for m in model_rows if "fps" in m and twin.items() <= m.items()), None)
+        row["model_only_fps"] = fps
+        size = f"{row['width']}x{row['height']}"
+        by_model.setdefault(row["model"], {})[size] = {"model_only": fps, "pipeline": row["fps"]}
+    if by_model:
+        figures["models_fps"] = by_model
     runs = results.get("anchors", {}).get("runs", [])
     ours = [r for r in runs if r["name"] == "videostyle run (default)"]
     if ours:

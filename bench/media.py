@@ -1,4 +1,5 @@
-"""The benchmark's inputs: generated clips and a stand-in TransformerNet checkpoint."""
+"""The benchmark's inputs: generated clips, a stand-in TransformerNet checkpoint and a style
+image."""
 
 import subprocess
 from pathlib import Path
@@ -54,4 +55,16 @@ def stand_in_checkpoint(path: Path, seed: int = 0) -> Path:
     state["deconv3.conv2d.weight"] = state["deconv3.conv2d.weight"] * 200
     state["deconv3.conv2d.bias"] = torch.full((3,), 128.0)
     torch.save(state, path)
+    return path
+
+
+def save_style_image(path: Path, photo: str = "coffee") -> Path:
+    """scikit-image's photo `photo` (400x600) as a style image, in the format of `path`'s
+    suffix; kept if it is there already."""
+    if not path.exists():
+        from PIL import Image
+        from skimage import data
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(getattr(data, photo)()).save(path, quality=90)
     return path

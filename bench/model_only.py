@@ -1,17 +1,30 @@
-"""Model alone: the Stylizer (uint8 frames in, uint8 frames out) fed from memory, no video.
+"""Model alone: a loaded model (uint8 frames in, uint8 frames out) fed from memory, no video.
+
+Every registered model is loaded through the registry with sample options (SAMPLE_OPTIONS); the
+checkpoint model as TransformerNet, from the stand-in checkpoint. A model that prepares
+something once per job gets it from a real preprocess of the sample clip beside the checkpoint
+(bench.pipeline.prepared), as its scoring ranks would.
 
 Each case is measured after one warm-up batch (compiling, kernel selection), as the median time
 of repeated batches over a few seconds. A case with several processes runs that many workers
 of `cores / processes` threads side by side, as the ranks of the scoring step do, started
 together once all are warm; their frames/s add up.
 
-    python -m bench.model_only CASE_JSON MODEL THREADS SECONDS   (one worker; used internally)
+    python -m bench.model_only CASE_JSON CHECKPOINT THREADS SECONDS   (one worker; internal)
+
+One case on its own, e.g. painting at 720p on this machine's cores:
+
+    PYTHONPATH=plugins .venv/bin/python -c "from bench.model_only import *; \
+        print(measure_alone(Case('painting', 1280, 720, 'fp32', 1)))"
 """
 
+import functools
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -22,12 +35,21 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench import proc
-from videostyle.defaults import BUILTIN_MODEL
-from videostyle.models.base import FrameTransform
-from videostyle.models.registry import load_model
+from bench import pipeline, proc
+from bench.media import make_clip, save_style_image, stand_in_checkpoint
+from videostyle.models.base import FrameModel, FrameTransform, Prepared
+from videostyle.models.registry import MODELS, get_model, load_model
 
 STYLE = "starry-night"
+TN = "transformer_net"  # the checkpoint model, on the stand-in checkpoint
+STYLE_IMAGE = "coffee.jpg"  # scikit-image's photo, saved beside the checkpoint
+# Each model's options in the benchmark (a `style_image` is a file beside the checkpoint); a
+# model not named here runs with its defaults.
+SAMPLE_OPTIONS: dict[str, dict[str, Any]] = {
+    "multistyle26": {"style": STYLE},
+    "painting": {"style_image": STYLE_IMAGE},
+}
+SAMPLE_CLIP = "sample-1s.mp4"  # what a model's once-per-job preparation is run on
 # An eager batch slower than this is timed once, by its warm-up: the first call's own
 # overhead (well under a second) is small beside it, and the grid stays within minutes.
 SLOW_S = 6.0
@@ -35,7 +57,7 @@ SLOW_S = 6.0
 
 @dataclass(frozen=True)
 class Case:
-    model: str  # BUILTIN_MODEL or "transformer_net"
+    model: str  # a registered model's name, or TN
     width: int
     height: int
     precision: str
@@ -49,12 +71,51 @@ class Case:
         return (self.model, self.width, self.height, self.precision, self.compiled, self.processes)
 
 
+def registered_models() -> list[str]:
+    """The models measured by name: every registered one but the checkpoint model (measured as
+    TN)."""
+    return [name for name in MODELS if name != "checkpoint"]
+
+
+def sample_options(model: str, inputs: Path) -> dict[str, Any]:
+    """`model`'s options in the benchmark, a `style_image` as a file in `inputs`."""
+    options = dict(SAMPLE_OPTIONS.get(model, {}))
+    if "style_image" in options:
+        options["style_image"] = str(save_style_image(inputs / options["style_image"]))
+    return options
+
+
+def job_side(options: dict[str, Any]) -> dict[str, Any]:
+    """The options as a job holds them: a `style_image` the name of its copy in the styles
+    store, as `videostyle run` names it (videostyle.pipeline.local_style_image)."""
+    if "style_image" in options:
+        return options | {"style_image": Path(options["style_image"]).name}
+    return options
+
+
+@functools.cache
+def _prepared(model: str, inputs: Path) -> Prepared:
+    """What `model` prepares once per job for its sample options, from a preprocess of a short
+    sample clip in `inputs`; None without a preprocess for a model that prepares nothing."""
+    if type(get_model(model)).prepare is FrameModel.prepare:
+        return None
+    clip = inputs / SAMPLE_CLIP
+    if not clip.exists():
+        make_clip(clip, frames=24)
+    return pipeline.prepared(clip, model, sample_options(model, inputs), inputs)
+
+
 def _stylizer(case: Case, checkpoint: Path) -> FrameTransform:
     cpu, precision, compiled = torch.device("cpu"), case.precision, case.compiled
-    if case.model == BUILTIN_MODEL:
-        options = {"style": STYLE}
+    if case.model != TN:
+        inputs = checkpoint.parent
         return load_model(
-            BUILTIN_MODEL, options, device=cpu, precision=precision, compiled=compiled
+            case.model,
+            job_side(sample_options(case.model, inputs)),
+            device=cpu,
+            precision=precision,
+            compiled=compiled,
+            prepared=_prepared(case.model, inputs),
         )
     options, weights = {"checkpoint": str(checkpoint)}, checkpoint.read_bytes()
     return load_model(
@@ -184,6 +245,17 @@ def grid(
         rows.append(row)
         report(row)
     return rows
+
+
+def measure_alone(case: Case, *, seconds: float = 3.0) -> dict[str, Any]:
+    """One case on its own, on this machine's cores, with its inputs in a temporary folder:
+    frames/s, reps, warm-up seconds."""
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="videostyle-bench-") as tmp:
+        checkpoint = stand_in_checkpoint(Path(tmp) / "stand-in.pth")
+        if case.processes > 1:
+            return measure_processes(case, checkpoint, cores=cores, seconds=seconds)
+        return measure(case, checkpoint, threads=cores, seconds=seconds) | {"threads": cores}
 
 
 def _worker(argv: list[str]) -> None:

@@ -1,18 +1,25 @@
 """The scoring step and the whole pipeline on a real clip, through the real command lines:
 `mpirun -n N python -m mpi4py -m videostyle score` against a local-folder store (the job
-preprocessed by the library first), and `python -m videostyle run` for all four steps."""
+preprocessed by the library first), and `python -m videostyle run` for all four steps.
+
+A job's preparation (`prepared`) comes from the same preprocess, for the model-only figures of
+models that prepare something once per job (a painting's style vector)."""
 
 import json
 import sys
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import proc
 from videostyle.defaults import BUILTIN_MODEL, DEFAULT_CRF
 from videostyle.launch import step_argv
+from videostyle.models.base import Prepared
 from videostyle.models.registry import model_argument
+from videostyle.pipeline import local_style_image
+from videostyle.plan import load_prepared
 from videostyle.settings import Settings
 from videostyle.steps.preprocess import preprocess
 from videostyle.storage import Stores
@@ -22,10 +29,40 @@ JOB = "bench"
 
 @dataclass(frozen=True)
 class Job:
-    model: str  # BUILTIN_MODEL or a TransformerNet checkpoint's path
+    model: str  # a registered model's name, or a TransformerNet checkpoint's path
     style: str | None
     ranks: int
     compile: str  # VIDEOSTYLE_COMPILE: on, off or auto
+    # More of the model's options, as `--options` JSON; a `style_image` is a local file, as
+    # `videostyle run --style-image PATH` takes it.
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def prepared(clip: Path, model: str, options: Mapping[str, Any], workdir: Path) -> Prepared:
+    """What `model`'s once-per-job preparation makes of `options` (a `style_image` a local
+    file) for `clip`: the library's preprocess run on it, as in a job, and read back as scoring
+    reads it."""
+    root = workdir / f"prepare-{uuid.uuid4().hex[:8]}"
+    urls = {
+        "inputs_url": str(clip.parent),
+        "work_url": str(root / "work"),
+        "outputs_url": str(root / "outputs"),
+        "styles_url": str(root / "styles"),
+        "scratch_dir": str(root / "scratch"),
+    }
+    settings = Settings.model_validate(urls)
+    stores = Stores(settings)
+    plan = preprocess(
+        stores,
+        settings,
+        video=clip.name,
+        job_id=JOB,
+        model=model,
+        options=local_style_image(options, Path(urls["styles_url"])),
+        crf=DEFAULT_CRF,
+        ranks=1,
+    )
+    return load_prepared(stores.work, plan)
 
 
 def score(clip: Path, job: Job, workdir: Path) -> dict[str, Any]:
@@ -84,6 +121,7 @@ def whole(clip: Path, job: Job, workdir: Path) -> dict[str, Any]:
     argv += ["--ranks", str(job.ranks)]
     argv += ["--style", job.style] if job.style else []
     argv += ["--model", job.model] if job.model != BUILTIN_MODEL else []
+    argv += ["--options", json.dumps(dict(job.options))] if job.options else []
     # Scratch of its own: `run` always names its job "local".
     environ = proc.env(
         {

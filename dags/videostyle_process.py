@@ -41,7 +41,8 @@ DOC_MD = f"""
   Explorer); uploads there are styled in the default style anyway by `{WATCH_DAG_ID}`.
 - **Model** and its look: `multistyle26` in one of 26 **Styles**; `painting` in the look of a
   **Style image** you uploaded to **`{styles_location().url}`** (its blob name); `checkpoint`
-  with a fast_neural_style `.pth`; fields another model does not take are ignored.
+  with a fast_neural_style `.pth`; `anonymize` blurs (or fills, **Faces**) every face in
+  every frame; fields another model does not take are ignored.
 - **Strength** 0..1 (0 keeps the input), **Ranks** (MPI processes scoring in parallel), **CRF**.
 
 An upload to the inputs container chooses its own look in blob metadata
@@ -87,7 +88,7 @@ with DAG(
             enum=list(MODELS),
             title="Model",
             description="multistyle26: one of 26 built-in styles; painting: the look of a style "
-            "image; checkpoint: a TransformerNet .pth",
+            "image; checkpoint: a TransformerNet .pth; anonymize: every face blurred",
         ),
         "style": Param(
             DEFAULT_STYLE,
@@ -108,6 +109,13 @@ with DAG(
             type=["null", "string"],
             title="Checkpoint",
             description="checkpoint: a pytorch/examples fast_neural_style .pth, path or az:// URL",
+        ),
+        "mode": Param(
+            "blur",
+            type="string",
+            enum=["blur", "fill"],
+            title="Faces",
+            description="anonymize: blur each face, or fill it with black",
         ),
         "strength": Param(
             1.0,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 # The form's fields that are model options; each model takes some of them.
-LOOK_PARAMS = ("style", "style_image", "checkpoint", "strength")
+LOOK_PARAMS = ("style", "style_image", "checkpoint", "mode", "strength")
 
 
 def model_options(params: Mapping[str, Any]) -> str:

@@ -13,7 +13,14 @@ from videostyle_airflow.looks import model_options
 
 WORKER_ONLY = {"torch", "torchvision", "numpy", "PIL", "onnx", "onnx2torch", "ffmpeg", "mpi4py"}
 
-FORM = {"style": "scream", "style_image": None, "checkpoint": "", "strength": 0.5, "crf": 16}
+FORM = {
+    "style": "scream",
+    "style_image": None,
+    "checkpoint": "",
+    "mode": "blur",
+    "strength": 0.5,
+    "crf": 16,
+}
 
 
 @pytest.mark.parametrize(
