@@ -18,7 +18,7 @@ help:
 	@echo "                                                   style a video end to end through Airflow"
 	@echo "make up | down                                     the pipeline as a live service: UI on 127.0.0.1:8080"
 	@echo "make test                                          the whole suite"
-	@echo "make bench [OUT=file.json]                         speed here, against the anchors (~10 min)"
+	@echo "make bench [OUT=file.json]                         speed here, against the anchors (~15 min)"
 	@echo "make k8s-manifests [OUT=folder]                    the Kubernetes objects of a sample run, as YAML"
 	@echo "make lint | format | typecheck"
 
