@@ -1,6 +1,8 @@
 """The live service for these tests, started as `make up` starts it, on free ports in a folder
 of its own, and stopped at the end of the session."""
 
+import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +21,21 @@ def live_service() -> Iterator[LiveService]:
     service = LiveService(
         home=home, api_port=free_port(), blob_port=free_port(), db_port=free_port()
     )
+    # A SIGTERM (a CI time limit, `kill`) unwinds like Ctrl-C, so the service is still stopped:
+    # its components run in sessions of their own and would outlive the suite.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     service.up()
     try:
         yield service
     finally:
+        signal.signal(signal.SIGTERM, previous)
         stopped = service.down()
+        shutil.rmtree(home, ignore_errors=True)
         assert "scheduler" in stopped, stopped
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @pytest.fixture(scope="session")
