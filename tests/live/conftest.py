@@ -24,14 +24,15 @@ def live_service() -> Iterator[LiveService]:
     # A SIGTERM (a CI time limit, `kill`) unwinds like Ctrl-C, so the service is still stopped:
     # its components run in sessions of their own and would outlive the suite.
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    service.up()
     try:
+        service.up()  # a failed start stops what it started itself
         yield service
+        stopped = service.down()
+        assert "scheduler" in stopped, stopped
     finally:
         signal.signal(signal.SIGTERM, previous)
-        stopped = service.down()
+        service.down()
         shutil.rmtree(home, ignore_errors=True)
-        assert "scheduler" in stopped, stopped
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
