@@ -4,7 +4,6 @@ with BadInputError naming the file and the problem, absurd sizes before any pixe
 import io
 import re
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 from PIL import Image, ImageFile
 from skimage import data
 
+from tests.style_images import png_chunk, png_declaring
 from videostyle.errors import BadInputError
 from videostyle.media.images import MAX_PIXELS, decode_style_image, read_style_image
 
@@ -33,21 +33,6 @@ def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
 def write(path: Path, payload: bytes) -> Path:
     path.write_bytes(payload)
     return path
-
-
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A 60-byte PNG whose IHDR claims width x height RGB pixels (its one IDAT holds a row)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 4))
-        + png_chunk(b"IEND", b"")
-    )
 
 
 def jpeg_declaring(width: int, height: int) -> bytes:
