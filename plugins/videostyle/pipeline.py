@@ -19,8 +19,6 @@ from videostyle.steps.publish import publish
 from videostyle.steps.stitch import stitch
 from videostyle.storage import Stores
 
-JOB_ID = "local"
-
 
 def local_style_image(options: Mapping[str, Any], styles: Path) -> dict[str, Any]:
     """`run` takes the `style_image` option as a local file: copied into the run's styles
@@ -51,21 +49,25 @@ def run_local(
     A `style_image` option is a local file here (local_style_image)."""
     if not source.is_file():
         raise BadInputError(f"{source} is not a file")
-    with tempfile.TemporaryDirectory(prefix="videostyle-run-") as tmp:
+    settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="run-", dir=settings.scratch_dir) as tmp:
+        # Each run its own job and folders: runs started together never read each other's work.
+        job_id = Path(tmp).name
         urls = {
             "inputs_url": str(source.resolve().parent),
             "work_url": f"{tmp}/work",
             "outputs_url": f"{tmp}/outputs",
             "styles_url": f"{tmp}/styles",
+            "scratch_dir": f"{tmp}/scratch",
         }
         options = local_style_image(options, Path(urls["styles_url"]))
-        settings = settings.model_copy(update=urls)
+        settings = settings.model_copy(update={**urls, "scratch_dir": Path(urls["scratch_dir"])})
         stores = Stores(settings)
         preprocess(
             stores,
             settings,
             video=source.name,
-            job_id=JOB_ID,
+            job_id=job_id,
             model=model,
             options=options,
             crf=crf,
@@ -73,14 +75,13 @@ def run_local(
         )
         env = step_env({f"VIDEOSTYLE_{key.upper()}": value for key, value in urls.items()})
         scored = subprocess.run(
-            step_argv("score", ["--job", JOB_ID], ranks=ranks), env=env, check=False
+            step_argv("score", ["--job", job_id], ranks=ranks), env=env, check=False
         )
         if scored.returncode != 0:
             raise VideostyleError(f"scoring exited {scored.returncode}")
-        stitch(stores, settings, job_id=JOB_ID)
-        names = publish(stores, settings, job_id=JOB_ID)
+        stitch(stores, settings, job_id=job_id)
+        names = publish(stores, settings, job_id=job_id)
         output.parent.mkdir(parents=True, exist_ok=True)
         stores.outputs.download(names["output"], output)
         report: dict[str, Any] = json.loads(stores.outputs.read_bytes(names["report"]))
-    shutil.rmtree(settings.scratch_dir / JOB_ID, ignore_errors=True)
     return report

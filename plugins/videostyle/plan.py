@@ -4,10 +4,12 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from videostyle.defaults import BUILTIN_MODEL
-from videostyle.errors import BadInputError
+from videostyle.errors import BadInputError, VideostyleError
+from videostyle.media.ffmpeg import MediaInfo
 from videostyle.models.base import Prepared
 from videostyle.storage import BlobStore
 
@@ -51,6 +53,10 @@ class Plan:
     crf: int
     units: tuple[Unit, ...]
     prepared: str | None = None  # the blob of what the model's `prepare` returned, if anything
+    # When the source's content was written (seconds since the epoch): which of two versions of
+    # one name is newer. 0 in plans written before it was recorded.
+    source_modified: float = 0.0
+    source_bytes: int = 0  # the snapshot's size; 0 in plans written before it was recorded
 
     @property
     def prefix(self) -> str:
@@ -77,6 +83,26 @@ class Plan:
 
     def timing_name(self, step: str) -> str:
         return f"{self.prefix}/timings/{step}.json"
+
+    def check_source(self, snapshot: Path) -> None:
+        """Refuse a source snapshot that is not the one this job's preprocess stored."""
+        size = snapshot.stat().st_size
+        if self.source_bytes and size != self.source_bytes:
+            raise VideostyleError(
+                f"job {self.job_id}: its source snapshot holds {size} bytes, its plan "
+                f"{self.source_bytes}: another job's data is in its place"
+            )
+
+    def check_video(self, info: MediaInfo, what: str) -> None:
+        """Refuse a video of this job (`what`: its role) that does not match the plan."""
+        found = (info.frame_count, info.width, info.height, info.audio_streams > 0)
+        planned = (self.frame_count, self.width, self.height, self.audio)
+        if found != planned:
+            raise VideostyleError(
+                f"job {self.job_id}: its {what} has {found[0]} frames of {found[1]}x{found[2]}, "
+                f"audio {found[3]}; its plan {planned[0]} frames of {planned[1]}x{planned[2]}, "
+                f"audio {planned[3]}: another job's data is in its place"
+            )
 
     def save(self, work: BlobStore) -> None:
         work.write_bytes(plan_name(self.job_id), json.dumps(asdict(self), indent=1).encode())

@@ -1,18 +1,33 @@
 """Named blobs in a container (Azure, through adlfs) or a local folder, through one fsspec API."""
 
+import contextlib
+import fcntl
+import logging
 import posixpath
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import fsspec
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.storage.blob import BlobClient, BlobLeaseClient
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import SecretStr
 
 from videostyle.errors import BadInputError
 from videostyle.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# A blob lease lasts this long unless renewed: a lock holder that dies frees it within this time.
+LEASE_S = 60
+LEASE_RENEW_S = 15
+LOCK_POLL_S = 1.0
 
 
 def check_name(name: str) -> str:
@@ -28,6 +43,7 @@ class BlobStat(NamedTuple):
     # What tells one content of a name from another: the content MD5 where the service keeps
     # one (the same bytes uploaded again keep it), else the ETag (a local file's mtime).
     version: str
+    modified: float  # when this content was written: seconds since the epoch
 
 
 class BlobStore:
@@ -51,6 +67,7 @@ class BlobStore:
                 "use_listings_cache": False,
                 "skip_instance_cache": True,
             }
+        self._connection_string = options.get("connection_string")
         self.url = url.rstrip("/")
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
         self._local = isinstance(self.fs, LocalFileSystem)
@@ -70,7 +87,10 @@ class BlobStore:
         info = self.fs.info(self._path(name))
         md5 = info.get("content_settings", {}).get("content_md5")
         version = bytes(md5).hex() if md5 else str(info.get("etag") or info["mtime"]).strip('"')
-        return BlobStat(size=int(info["size"]), version=version)
+        modified = info.get("last_modified") or info["mtime"]
+        if isinstance(modified, datetime):
+            modified = modified.timestamp()
+        return BlobStat(size=int(info["size"]), version=version, modified=float(modified))
 
     def list(self, prefix: str = "") -> list[str]:
         base = self.root.rstrip("/") + "/"
@@ -100,7 +120,61 @@ class BlobStore:
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
         partial = f"{path}.partial-{uuid.uuid4().hex}"
         write(partial)
-        self.fs.mv(partial, path)
+        self.fs.copy(partial, path)
+
+    @contextlib.contextmanager
+    def lock(self, name: str, *, holder: str) -> Iterator[None]:
+        """Hold the lock `name` while the block runs: one holder at a time, across processes and
+        machines, and a holder that dies frees it (a local file's flock goes with its process; a
+        blob lease lapses within LEASE_S). Logs once, naming `holder`, if it has to wait."""
+        path = self._path(name)
+        if self._local:
+            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+            with Path(path).open("a+b") as file:
+                try:
+                    fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    log.info("%s waits for the lock %s", holder, self.uri(name))
+                    fcntl.flock(file, fcntl.LOCK_EX)
+                yield  # closing the file releases the lock
+            return
+        with self._lease(path, holder=holder, uri=self.uri(name)):
+            yield
+
+    @contextlib.contextmanager
+    def _lease(self, path: str, *, holder: str, uri: str) -> Iterator[None]:
+        assert self._connection_string is not None  # an az:// store always has one
+        container, blob_name = path.split("/", 1)
+        blob = BlobClient.from_connection_string(self._connection_string, container, blob_name)
+        with contextlib.suppress(ResourceExistsError):
+            blob.upload_blob(b"", overwrite=False)
+        lease = BlobLeaseClient(blob)
+        waited = False
+        while True:
+            try:
+                lease.acquire(lease_duration=LEASE_S)
+                break
+            except HttpResponseError as exc:
+                if exc.status_code != 409:  # 409: another holder has it
+                    raise
+            if not waited:
+                log.info("%s waits for the lock %s", holder, uri)
+                waited = True
+            time.sleep(LOCK_POLL_S)
+        released = threading.Event()
+
+        def renew() -> None:  # publishing a long video outlasts one lease
+            while not released.wait(LEASE_RENEW_S):
+                lease.renew()
+
+        renewer = threading.Thread(target=renew, name="lease-renewer", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            released.set()
+            renewer.join()
+            lease.release()
 
 
 class Stores:

@@ -40,7 +40,8 @@ TTL_SLACK = timedelta(minutes=15)
 # For a step without an execution_timeout: the process DAG's run timeout.
 DEFAULT_TTL = timedelta(hours=6)
 # Every variable through which a process could find storage credentials (the library's,
-# adlfs's, the Azure CLI's): a step's environment carries none but those `step_env` sets.
+# adlfs's, the Azure CLI's, azure-identity's): a step's environment carries none but those
+# `step_env` sets.
 AMBIENT_CREDENTIAL_VARIABLES = frozenset(
     {
         "AZURE_STORAGE_CONNECTION_STRING",
@@ -48,6 +49,12 @@ AMBIENT_CREDENTIAL_VARIABLES = frozenset(
         "AZURE_STORAGE_ACCOUNT_KEY",
         "AZURE_STORAGE_KEY",
         "AZURE_STORAGE_SAS_TOKEN",
+        "AZURE_STORAGE_ACCOUNT",
+        # azure-identity's service principal and workload identity: another account's keys
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "AZURE_FEDERATED_TOKEN_FILE",
         *(f"VIDEOSTYLE_{store.upper()}_CONNECTION_STRING" for store in get_args(Store)),
     }
 )

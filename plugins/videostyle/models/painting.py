@@ -143,7 +143,7 @@ def _read_style_image(job: JobContext, name: str) -> bytes:
     """The style image blob's bytes; a missing, empty or oversized one is a bad input."""
     styles = job.stores.styles
     try:
-        size, _ = styles.stat(name)
+        size = styles.stat(name).size
     except FileNotFoundError:
         raise BadInputError(f"style image {name!r} does not exist in {styles.url}") from None
     if size > MAX_STYLE_IMAGE_BYTES:

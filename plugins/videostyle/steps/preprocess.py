@@ -3,7 +3,6 @@
 import json
 import logging
 import re
-import shutil
 import time
 from collections.abc import Mapping
 from itertools import pairwise
@@ -12,14 +11,15 @@ from typing import Any
 
 import ffmpeg
 
-from videostyle.errors import BadInputError, BadParameterError
+from videostyle.errors import BadInputError, BadParameterError, VideostyleError
 from videostyle.media.ffmpeg import FFmpegError, MediaInfo, probe, run
 from videostyle.models.base import JobContext
 from videostyle.models.registry import get_model, job_options, output_name
 from videostyle.plan import Plan, Unit, load_plan, plan_name, store_prepared
+from videostyle.scratch import scratch_folder
 from videostyle.settings import Settings
 from videostyle.split import units_for
-from videostyle.storage import Stores
+from videostyle.storage import BlobStat, Stores
 from videostyle.timings import record, timed
 
 log = logging.getLogger(__name__)
@@ -88,10 +88,9 @@ def preprocess(
         log.info("job %s is already preprocessed", job_id)
         return load_plan(stores.work, job_id)
     options = validate_job(model=model, options=options, crf=crf)
-    scratch = settings.scratch_dir / job_id / "preprocess"
-    with timed() as took:
+    with timed() as took, scratch_folder(settings, job_id, "preprocess") as scratch:
         try:
-            source, info, source_version = _inspect(stores, settings, video, scratch)
+            source, info, source_stat = _inspect(stores, settings, video, scratch)
             audio = scratch / "audio.m4a"
             audio_copied = info.audio_streams > 0 and _extract_audio(
                 source, audio, timeout=settings.ffmpeg_timeout_s
@@ -113,7 +112,9 @@ def preprocess(
             plan = Plan(
                 job_id=job_id,
                 video=video,
-                source_version=source_version,
+                source_version=source_stat.version,
+                source_modified=source_stat.modified,
+                source_bytes=source_stat.size,
                 source_ext=source.suffix,
                 width=info.width,
                 height=info.height,
@@ -137,8 +138,6 @@ def preprocess(
         except BadInputError as exc:
             _quarantine(stores, job_id=job_id, video=video, problem=str(exc))
             raise
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
     record(
         stores.work,
         plan,
@@ -171,18 +170,22 @@ def _quarantine(stores: Stores, *, job_id: str, video: str, problem: str) -> Non
 
 def _inspect(
     stores: Stores, settings: Settings, video: str, scratch: Path
-) -> tuple[Path, MediaInfo, str]:
+) -> tuple[Path, MediaInfo, BlobStat]:
     """Fetch and probe the input (and say which version of it), refusing it early when it is
     past the configured limits."""
     try:
-        size, version = stores.inputs.stat(video)
+        stat = stores.inputs.stat(video)
     except FileNotFoundError:
         raise BadInputError(f"{video!r} does not exist in {stores.inputs.url}") from None
-    if size == 0:
+    if stat.size == 0:
         raise BadInputError(f"{video!r} is empty (0 bytes)")
-    if size > settings.max_input_bytes:
-        raise BadInputError(f"{video!r} is {size} bytes, over the {settings.max_input_bytes} limit")
+    if stat.size > settings.max_input_bytes:
+        raise BadInputError(
+            f"{video!r} is {stat.size} bytes, over the {settings.max_input_bytes} limit"
+        )
     source = stores.inputs.download(video, scratch / f"source{_extension(video)}")
+    if source.stat().st_size != stat.size:  # replaced between the two calls: not `stat`'s content
+        raise VideostyleError(f"{video!r} changed while it was being read: try again")
     try:
         info = probe(source, timeout=settings.ffmpeg_timeout_s)
     except BadInputError as exc:  # said of the local copy: name the blob instead
@@ -208,7 +211,7 @@ def _inspect(
             f"{video!r} lasts {info.duration_s:.0f} s, "
             f"over the {settings.max_duration_s:.0f} s limit"
         )
-    return source, info, version
+    return source, info, stat
 
 
 def _extract_audio(source: Path, audio: Path, *, timeout: float) -> bool:

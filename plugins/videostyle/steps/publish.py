@@ -9,14 +9,14 @@ result at a glance, wherever a person finds the output.
 import hashlib
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from videostyle.media.ffmpeg import side_by_side
+from videostyle.media.ffmpeg import probe, side_by_side
 from videostyle.models.registry import get_model, output_name
 from videostyle.plan import Plan, load_plan, load_prepared
+from videostyle.scratch import scratch_folder
 from videostyle.settings import Settings
 from videostyle.storage import BlobStore, Stores
 from videostyle.timings import collect, record, timed
@@ -96,42 +96,66 @@ def unit_facts(work: BlobStore, plan: Plan) -> list[dict[str, Any]]:
     ]
 
 
+def publish_lock_name(stem: str) -> str:
+    return f"locks/publish/{stem}"
+
+
 def publish(stores: Stores, settings: Settings, *, job_id: str) -> dict[str, Any]:
-    """Publish job `job_id`'s stitched video, its preview and its report; returns `publication`."""
+    """Publish job `job_id`'s stitched video, its preview and its report; returns `publication`.
+
+    One job at a time publishes to an output (a lock in the work store), so the check of what is
+    there and the writes that follow are one step: of two runs of the same content the first
+    wins, and a run of an older version of the input never replaces a newer one's output.
+    """
     plan = load_plan(stores.work, job_id)
     stem = output_stem(plan)
     names = {"output": f"{stem}.mp4", "preview": f"{stem}.png", "report": f"{stem}.json"}
-    existing = published_report(stores.outputs, names["report"])
-    if existing and existing["job"] != job_id and existing["source_version"] == plan.source_version:
-        # Another run already styled this very content the same way: never overwrite it.
-        log.info("%s is already published by job %s", names["output"], existing["job"])
-        return publication(stores.outputs, names, existing)
+    with stores.work.lock(publish_lock_name(stem), holder=f"job {job_id}"):
+        existing = published_report(stores.outputs, names["report"])
+        if existing and existing["job"] != job_id:
+            if existing["source_version"] == plan.source_version:
+                # Another run already styled this very content the same way.
+                log.info("%s is already published by job %s", names["output"], existing["job"])
+                return publication(stores.outputs, names, existing)
+            if existing.get("source_modified", 0.0) > plan.source_modified:
+                log.warning(
+                    "%s stays as job %s published it: from a newer version of %s than this job's",
+                    names["output"],
+                    existing["job"],
+                    plan.video,
+                )
+                return publication(stores.outputs, names, existing)
+        return _publish(stores, settings, plan, names)
+
+
+def _publish(
+    stores: Stores, settings: Settings, plan: Plan, names: dict[str, str]
+) -> dict[str, Any]:
+    job_id = plan.job_id
     # What the model says of the job beyond its options (a style image and its SHA-256): asked
     # first, so that a model that cannot say it fails before anything is published.
     model = get_model(plan.model)
     details = model.report(plan.options, load_prepared(stores.work, plan))
     details |= model.report_units(plan.options, unit_facts(stores.work, plan))
-    scratch = settings.scratch_dir / job_id / "publish"
-    with timed() as took:
-        try:
-            video = stores.work.download(plan.stitched_name, scratch / "stitched.mp4")
-            digest, size = sha256_of(video), video.stat().st_size
-            source = stores.work.download(plan.source_name, scratch / f"source{plan.source_ext}")
-            preview = side_by_side(
-                source,
-                video,
-                scratch / "preview.png",
-                at_s=middle_frame_s(plan),
-                timeout=settings.ffmpeg_timeout_s,
-            )
-            stores.outputs.upload(video, names["output"])
-            stores.outputs.upload(preview, names["preview"])
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+    with timed() as took, scratch_folder(settings, job_id, "publish") as scratch:
+        video = stores.work.download(plan.stitched_name, scratch / "stitched.mp4")
+        plan.check_video(probe(video, timeout=settings.ffmpeg_timeout_s), "stitched video")
+        digest, size = sha256_of(video), video.stat().st_size
+        source = stores.work.download(plan.source_name, scratch / f"source{plan.source_ext}")
+        preview = side_by_side(
+            source,
+            video,
+            scratch / "preview.png",
+            at_s=middle_frame_s(plan),
+            timeout=settings.ffmpeg_timeout_s,
+        )
+        stores.outputs.upload(video, names["output"])
+        stores.outputs.upload(preview, names["preview"])
     record(stores.work, plan, "publish", dict(took))
     report = {
         "video": plan.video,
         "source_version": plan.source_version,
+        "source_modified": plan.source_modified,
         "output": names["output"],
         "preview": names["preview"],
         "sha256": digest,

@@ -36,6 +36,7 @@ from videostyle.models.base import FrameTransform, UnitTransform
 from videostyle.models.registry import get_model
 from videostyle.plan import Plan, Unit, load_plan, load_prepared
 from videostyle.progress import RankProgress
+from videostyle.scratch import scratch_folder
 from videostyle.settings import Settings
 from videostyle.split import rank_units
 from videostyle.storage import BlobStore, Stores
@@ -112,7 +113,6 @@ def score(
         batch,
         compiled,
     )
-    scratch = settings.scratch_dir / job_id / f"score-rank{rank}"
     facts: dict[str, Any] = {
         "rank": rank,
         "scored": len(todo),
@@ -120,24 +120,24 @@ def score(
         "frames": frames,
         "threads": threads,
     }
-    with timed() as took:
-        try:
-            if todo:
-                facts |= _style_units(
-                    plan,
-                    todo,
-                    stores.work,
-                    scratch,
-                    settings,
-                    device=device,
-                    threads=threads,
-                    batch=batch,
-                    compiled=compiled,
-                    progress=progress,
-                )
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+    with timed() as took, scratch_folder(settings, job_id, f"score-rank{rank}") as scratch:
+        if todo:
+            facts |= _style_units(
+                plan,
+                todo,
+                stores.work,
+                scratch,
+                settings,
+                device=device,
+                threads=threads,
+                batch=batch,
+                compiled=compiled,
+                progress=progress,
+            )
     progress.finish()
+    stores.work.write_bytes(f"{plan.prefix}/ranks/{rank}", b"")
+    while not all(stores.work.exists(f"{plan.prefix}/ranks/{r}") for r in range(size)):
+        time.sleep(0.5)
     ranks = comm.gather({**facts, **took, **_usage()})
     if ranks is not None:
         record(
@@ -184,6 +184,7 @@ def _style_units(
         with timed() as warm:
             model.warm_up(batch, plan.height, plan.width)
     source = work.download(plan.source_name, scratch / f"source{plan.source_ext}")
+    plan.check_source(source)
     # On a GPU the cores are free to decode and encode; on a CPU the model needs them and
     # ffmpeg (a sixth of its work at most) runs single-threaded beside it.
     media_threads = threads if device.type == "cuda" else 1

@@ -1,13 +1,13 @@
 """Stitch: join the scored units by stream copy, with the source's timing and its audio."""
 
 import logging
-import shutil
 
 import ffmpeg
 
 from videostyle.errors import VideostyleError
-from videostyle.media.ffmpeg import FFmpegError, probe, run
+from videostyle.media.ffmpeg import probe, run
 from videostyle.plan import Plan, load_plan
+from videostyle.scratch import scratch_folder
 from videostyle.settings import Settings
 from videostyle.storage import Stores
 from videostyle.timings import record, timed
@@ -34,38 +34,32 @@ def stitch(stores: Stores, settings: Settings, *, job_id: str) -> None:
     missing = [u.index for u in plan.units if not stores.work.exists(plan.unit_name(u))]
     if missing:
         raise VideostyleError(f"job {job_id}: units {missing[:10]} are not scored yet")
-    scratch = settings.scratch_dir / job_id / "stitch"
-    with timed() as took:
-        try:
-            listing = scratch / "units.txt"
-            parts = [
-                stores.work.download(plan.unit_name(u), scratch / f"{u.index:05d}.mp4")
-                for u in plan.units
-            ]
-            listing.write_text("".join(f"file '{p.name}'\n" for p in parts))
-            video = ffmpeg.input(str(listing), f="concat", safe=0)
-            streams = [video["v"]]
-            if plan.audio:
-                audio = stores.work.download(plan.audio_name, scratch / "audio.m4a")
-                streams.append(ffmpeg.input(str(audio))["a"])
-            stitched = scratch / "stitched.mp4"
-            run(
-                ffmpeg.output(
-                    *streams,
-                    str(stitched),
-                    c="copy",
-                    movflags="+faststart",
-                    **{"bsf:v": _source_timing(plan)},
-                )
-                .global_args("-nostdin", "-v", "error", "-y")
-                .compile(),
-                timeout=settings.ffmpeg_timeout_s,
+    with timed() as took, scratch_folder(settings, job_id, "stitch") as scratch:
+        listing = scratch / "units.txt"
+        parts = [
+            stores.work.download(plan.unit_name(u), scratch / f"{u.index:05d}.mp4")
+            for u in plan.units
+        ]
+        listing.write_text("".join(f"file '{p.name}'\n" for p in parts))
+        video = ffmpeg.input(str(listing), f="concat", safe=0)
+        streams = [video["v"]]
+        if plan.audio:
+            audio = stores.work.download(plan.audio_name, scratch / "audio.m4a")
+            streams.append(ffmpeg.input(str(audio))["a"])
+        stitched = scratch / "stitched.mp4"
+        run(
+            ffmpeg.output(
+                *streams,
+                str(stitched),
+                c="copy",
+                movflags="+faststart",
+                **{"bsf:v": _source_timing(plan)},
             )
-            frames = probe(stitched, timeout=settings.ffmpeg_timeout_s).frame_count
-            if frames != plan.frame_count:
-                raise FFmpegError(f"stitched {frames} frames, the source has {plan.frame_count}")
-            stores.work.upload(stitched, plan.stitched_name)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            .global_args("-nostdin", "-v", "error", "-y")
+            .compile(),
+            timeout=settings.ffmpeg_timeout_s,
+        )
+        plan.check_video(probe(stitched, timeout=settings.ffmpeg_timeout_s), "stitched video")
+        stores.work.upload(stitched, plan.stitched_name)
     record(stores.work, plan, "stitch", {**took, "frames": plan.frame_count})
     log.info("job %s: stitched %d frames from %d units", job_id, plan.frame_count, len(plan.units))

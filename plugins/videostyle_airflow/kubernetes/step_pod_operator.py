@@ -3,7 +3,10 @@
 What it adds, and no more:
 - Each try mints the step's SAS env (`credentials.step_env`) into a Secret of its own before
   the pod exists; the pod reads it through envFrom; the Secret is deleted when the try ends
-  (kept across a deferral, which the pod outlives).
+  (kept across a deferral, which the pod outlives). Once the pod exists, the Secret it reads
+  is owned by it (an ownerReference: Kubernetes deletes it with the pod, e.g. when the
+  triggerer deletes the pod of a task killed while deferred), and the Secrets that earlier
+  tries of the same task run left (their worker died) are deleted.
 - The CLI's bad-input exit code fails the task without retries; other failures stay retryable.
   Either way the failure's message is the reason the step's log ends with, also pushed to
   XCom under FAILURE_XCOM_KEY (see step_failure).
@@ -101,6 +104,18 @@ class StepPodOperator(KubernetesPodOperator):
         super().on_kill()
         if self._env_secret is not None:
             self._delete_secret(self._env_secret)
+
+    def get_or_create_pod(self, pod_request_obj: k8s.V1Pod, context: Context) -> k8s.V1Pod:
+        """The provider's pod (this try's, or an earlier try's it reattaches to), owning the
+        Secret it reads; the task run's other Secrets, earlier tries' leftovers, deleted."""
+        pod = super().get_or_create_pod(pod_request_obj, context)
+        try:
+            self._settle_env_secrets(pod, context)
+        except Exception:
+            # Else a pod is left whose Secret this try deletes as it fails: it would never start.
+            self.process_pod_deletion(pod, reraise=False)
+            raise
+        return pod
 
     def build_pod_request_obj(
         self, context: Context | None = None, *, dry_run: bool = False
@@ -206,6 +221,43 @@ class StepPodOperator(KubernetesPodOperator):
         self.client.create_namespaced_secret(self.namespace, body, _preload_content=False)
         self._env_secret = name
 
+    def _settle_env_secrets(self, pod: k8s.V1Pod, context: Context) -> None:
+        """The Secrets of this task run's tries: those the pod reads become the pod's, the others
+        go (earlier tries' leftovers, and this try's own where the pod is an earlier try's)."""
+        live = self.client.read_namespaced_pod(pod.metadata.name, pod.metadata.namespace)
+        read = _secrets_read_by(live)
+        owner = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": live.metadata.name,
+            "uid": live.metadata.uid,
+        }
+        for name in self._task_run_secrets(context):
+            if name in read:
+                # Garbage-collected with the pod. No blockOwnerDeletion: that would need RBAC on
+                # pods/finalizers, and the collector deletes it anyway.
+                self.log.info(
+                    "Secret %s/%s is owned by pod %s", self.namespace, name, owner["name"]
+                )
+                body = {"metadata": {"ownerReferences": [owner]}}
+                # Unread response: it echoes the Secret's data.
+                self.client.patch_namespaced_secret(
+                    name, self.namespace, body, _preload_content=False
+                )
+            else:
+                self.log.info("Secret %s/%s is not pod %s's", self.namespace, name, owner["name"])
+                self._delete_secret(name)
+
+    def _task_run_secrets(self, context: Context) -> list[str]:
+        """The names of the Secrets of every try of this task run."""
+        # Unread response: it holds the Secrets' data, which the client logs at DEBUG.
+        response = self.client.list_namespaced_secret(
+            self.namespace,
+            label_selector=f"{TASK_RUN_LABEL}={_run_hash(context)}",
+            _preload_content=False,
+        )
+        return [str(item["metadata"]["name"]) for item in json.loads(response.data)["items"]]
+
     def _delete_secret(self, name: str) -> None:
         self.log.info("Deleting Secret %s/%s", self.namespace, name)
         try:
@@ -213,7 +265,19 @@ class StepPodOperator(KubernetesPodOperator):
         except ApiException as exc:
             if exc.status != 404:
                 raise
-        self._env_secret = None
+        if name == self._env_secret:
+            self._env_secret = None
+
+
+def _secrets_read_by(pod: k8s.V1Pod) -> set[str]:
+    """The Secrets a pod's containers take their environment from (envFrom)."""
+    containers = [*(pod.spec.init_containers or []), *(pod.spec.containers or [])]
+    return {
+        source.secret_ref.name
+        for container in containers
+        for source in container.env_from or []
+        if source.secret_ref is not None
+    }
 
 
 def _result_line(log_tail: str) -> Any:

@@ -1,10 +1,10 @@
 """An emulated Kubernetes API: kmock's in-memory emulator, served over real HTTP on 127.0.0.1.
 
 kmock stores what clients create and serves it back. `ApiServerEmulator` adds the few API
-server behaviours the MPIJob operator relies on: a uid and creationTimestamp on every created
-object, 201 Created, equality-based label selectors on lists, and garbage collection of
-objects whose ownerReferences all point at deleted objects. No MPI Operator runs here: tests
-play it, writing the MPIJob's status and its launcher pod.
+server behaviours the operators rely on: a uid and creationTimestamp on every created object,
+201 Created, label selectors on lists (equality, `!=`, a key's presence or absence), and
+garbage collection of objects whose ownerReferences all point at deleted objects. No MPI
+Operator runs here: tests play it, writing the MPIJob's status and its launcher pod.
 
 The server runs its own event loop in a thread, so that both the synchronous `kubernetes`
 client (the operator, through KubernetesHook) and asyncio code (the trigger, through
@@ -59,11 +59,10 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     async def _serve_list(self, request: kmock.Request) -> Any:
         listing = await super()._serve_list(request)
         if selector := request.params.get("labelSelector"):
-            wanted = _parse_equality_selector(selector)
             listing["items"] = [
                 item
                 for item in listing["items"]
-                if wanted.items() <= item.get("metadata", {}).get("labels", {}).items()
+                if _selects(selector, item.get("metadata", {}).get("labels") or {})
             ]
         return listing
 
@@ -151,14 +150,25 @@ class EmulatedKubernetes:
         return result.result(timeout=10)
 
 
-def _parse_equality_selector(selector: str) -> dict[str, str]:
-    wanted = {}
-    for term in selector.split(","):
-        key, equals, value = term.partition("=")
-        if not equals or key.endswith("!"):
-            raise NotImplementedError(f"the emulator knows equality selectors only: {selector}")
-        wanted[key.strip()] = value.lstrip("=").strip()
-    return wanted
+def _selects(selector: str, labels: Mapping[str, str]) -> bool:
+    """Whether `labels` satisfy every term of `selector`: `k=v` (or `k==v`), `k!=v` (true where
+    `k` is absent too), `k` (present) and `!k` (absent), as the API server reads them."""
+    for term in (term.strip() for term in selector.split(",")):
+        if "(" in term:
+            raise NotImplementedError(f"the emulator knows no `in`/`notin` selectors: {selector}")
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            matched = labels.get(key.strip()) != value.strip()
+        elif "=" in term:
+            key, value = term.split("=", 1)
+            matched = labels.get(key.strip()) == value.removeprefix("=").strip()
+        elif term.startswith("!"):
+            matched = term[1:].strip() not in labels
+        else:
+            matched = term in labels
+        if not matched:
+            return False
+    return True
 
 
 def _now() -> str:

@@ -3,10 +3,11 @@
 The provider's KubernetesPodOperator runs unchanged, deferrable, with the real `kubernetes`
 client; the tests play the kubelet (writing the pod's status, serving its log) and the
 triggerer (calling `trigger_reentry` with the event the provider's trigger sends). The SAS are
-minted for real, offline, from a fake account key. Reattaching to an earlier try's pod is off
-(durable=False): it lists pods with a set-based label selector the emulator does not know.
+minted for real, offline, from a fake account key. Reattaching to an earlier try's pod (the
+provider's `durable`, on by default) is off but where a test turns it on.
 """
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -15,10 +16,12 @@ from typing import Any, cast
 import pytest
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from kubernetes.client.exceptions import ApiException
 
 from tests.dags.kubernetes.conftest import NAMESPACE, PODS, SECRETS, EmulatedKubernetes
 from tests.dags.operator_doubles import TaskInstance
 from videostyle_airflow.kubernetes.launcher import kubernetes_step_operator
+from videostyle_airflow.kubernetes.mpijob_operator import TASK_RUN_LABEL
 from videostyle_airflow.kubernetes.step_pod_operator import StepPodOperator, try_secret_name
 
 ACCOUNT_KEY = "ZmFrZS1hY2NvdW50LWtleQ=="
@@ -38,19 +41,19 @@ def configured(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def task_context() -> Context:
+def task_context(try_number: int = 1) -> Context:
     ti = TaskInstance(
         dag_id="videostyle_process",
         run_id="manual__2026-01-01T00:00:00+00:00",
         task_id="publish",
         map_index=-1,
-        try_number=1,
+        try_number=try_number,
         start_date=datetime.now(UTC),
     )
     return cast(Context, {"ti": ti, "run_id": ti.run_id, "dag": SimpleNamespace()})
 
 
-def publish_operator() -> StepPodOperator:
+def publish_operator(*, durable: bool = False) -> StepPodOperator:
     operator = kubernetes_step_operator(
         "publish",
         task_id="publish",
@@ -58,17 +61,23 @@ def publish_operator() -> StepPodOperator:
         ranks=1,
         returns_result_line=True,
         execution_timeout=timedelta(minutes=15),
-        durable=False,
+        durable=durable,
     )
     assert isinstance(operator, StepPodOperator)
     return operator
 
 
-def start(kube: EmulatedKubernetes, context: Context) -> str:
-    """Run `execute` up to its deferral; return the pod's name."""
-    with pytest.raises(TaskDeferred):
-        publish_operator().execute(context)
-    (name,) = kube.objects(PODS)
+def defer(context: Context, *, durable: bool = False) -> Any:
+    """Run `execute` up to its deferral; return the trigger it deferred to."""
+    with pytest.raises(TaskDeferred) as deferred:
+        publish_operator(durable=durable).execute(context)
+    return deferred.value.trigger
+
+
+def start(kube: EmulatedKubernetes, context: Context, *, durable: bool = False) -> str:
+    """Run `execute` up to its deferral; return the name of the pod it waits on."""
+    name = str(defer(context, durable=durable).pod_name)
+    assert name in kube.objects(PODS)
     return name
 
 
@@ -94,10 +103,16 @@ def finish(kube: EmulatedKubernetes, pod: str, *, exit_code: int, log: str) -> N
     kube.server[f"get /api/v1/namespaces/{NAMESPACE}/pods/{pod}/log"] << log.encode()
 
 
-def resume(context: Context, pod: str, status: str) -> Any:
+def resume(context: Context, pod: str, status: str, *, durable: bool = False) -> Any:
     """What the triggerer's event makes a fresh operator do."""
     event = {"status": status, "namespace": NAMESPACE, "name": pod, "message": f"pod {status}"}
-    return publish_operator().trigger_reentry(context, event)
+    return publish_operator(durable=durable).trigger_reentry(context, event)
+
+
+def owned_by(kube: EmulatedKubernetes, pod: str) -> list[dict[str, str]]:
+    """The ownerReferences that make a Secret the pod's, by the pod's live uid."""
+    uid = kube.objects(PODS)[pod]["metadata"]["uid"]
+    return [{"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid}]
 
 
 def test_the_pod_reads_its_tries_sas_secret_and_the_result_reaches_xcom__emulated_api(
@@ -211,3 +226,95 @@ def test_a_failed_step_pod_without_a_reason_still_names_its_exit_code__emulated_
     ):
         resume(context, pod, "failed")
     assert "failure" not in context["ti"].xcoms
+
+
+# A try's Secret outlives no pod. A worker killed while its task is deferred never runs
+# trigger_reentry nor on_kill, which delete it: the Secret is owned by the pod that reads it,
+# so Kubernetes deletes it with the pod, and the next try deletes what earlier tries left.
+
+
+def test_a_task_killed_while_deferred_loses_its_secret_with_its_pod__emulated_api(
+    kubernetes_connection: EmulatedKubernetes,
+) -> None:
+    kube = kubernetes_connection
+    context = task_context()
+    trigger = defer(context)
+    owner = owned_by(kube, trigger.pod_name)
+    secret = kube.objects(SECRETS)[try_secret_name(context)]
+
+    # Marked failed (or cleared) while deferred: the triggerer runs the provider's trigger's
+    # on_kill, which deletes the pod. No code of the operator runs, on any worker.
+    asyncio.run(trigger.on_kill())
+
+    assert kube.objects(PODS) == {}
+    assert kube.objects(SECRETS) == {}  # collected with its owner,
+    assert secret["metadata"].get("ownerReferences") == owner  # the pod, by its uid
+
+
+def test_a_retry_deletes_what_a_try_whose_worker_died_while_deferred_left__emulated_api(
+    kubernetes_connection: EmulatedKubernetes,
+) -> None:
+    kube = kubernetes_connection
+    other_run = {TASK_RUN_LABEL: "0" * 10}  # the same task of another run
+    kube.put(SECRETS, {"metadata": {"name": "publish-other-run-env", "labels": other_run}})
+    kube.put(SECRETS, {"metadata": {"name": "unrelated"}})
+    first, second = task_context(try_number=1), task_context(try_number=2)
+    first_pod = start(kube, first)
+    # Try 1's worker dies while its task is deferred: its Secret and its pod stay behind.
+
+    second_pod = start(kube, second)
+
+    # Not reattaching (durable=False), try 2 runs a pod of its own; try 1's stays, running on.
+    # Its Secret went all the same: deleted by try 2, not collected with that pod.
+    assert set(kube.objects(PODS)) == {first_pod, second_pod}
+    assert set(kube.objects(SECRETS)) == {
+        try_secret_name(second),
+        "publish-other-run-env",
+        "unrelated",
+    }
+    second_secret = kube.objects(SECRETS)[try_secret_name(second)]
+    assert second_secret["metadata"]["ownerReferences"] == owned_by(kube, second_pod)
+
+    finish(kube, second_pod, exit_code=0, log=f"{json.dumps(RESULT)}\n")
+    resume(second, second_pod, "success")
+
+    assert set(kube.objects(SECRETS)) == {"publish-other-run-env", "unrelated"}
+
+
+def test_a_retry_reattaching_to_the_running_pod_keeps_its_secret_and_drops_its_own__emulated_api(
+    kubernetes_connection: EmulatedKubernetes,
+) -> None:
+    kube = kubernetes_connection
+    first, second = task_context(try_number=1), task_context(try_number=2)
+    pod = start(kube, first, durable=True)
+    # Try 1's worker dies while its task is deferred; the pod may still be pending: the Secret
+    # it reads must stay.
+
+    assert start(kube, second, durable=True) == pod  # reattached, as in production
+
+    assert set(kube.objects(PODS)) == {pod}
+    assert set(kube.objects(SECRETS)) == {try_secret_name(first)}
+    first_secret = kube.objects(SECRETS)[try_secret_name(first)]
+    assert first_secret["metadata"]["ownerReferences"] == owned_by(kube, pod)
+
+    finish(kube, pod, exit_code=0, log=f"{json.dumps(RESULT)}\n")
+    resume(second, pod, "success", durable=True)
+
+    assert second["ti"].xcoms["return_value"] == RESULT
+    assert kube.objects(PODS) == {}
+    assert kube.objects(SECRETS) == {}
+
+
+def test_a_try_that_cannot_settle_its_secrets_fails_leaving_neither_pod_nor_secret__emulated_api(
+    kubernetes_connection: EmulatedKubernetes,
+) -> None:
+    kube = kubernetes_connection
+    # A Role without `list` on secrets (docs/deployment.md's before the sweep).
+    kube.server[f"get /api/v1/namespaces/{NAMESPACE}/secrets"] << 403
+
+    with pytest.raises(ApiException) as refused:
+        publish_operator().execute(task_context())
+
+    assert refused.value.status == 403
+    assert kube.objects(PODS) == {}
+    assert kube.objects(SECRETS) == {}
