@@ -13,9 +13,17 @@ CLIP_SIZE = (192, 108)  # 108 is not a multiple of 4: the model's padding is exe
 CLIP_FRAMES = 50
 
 
-def make_clip(path: Path, *, frames: int = CLIP_FRAMES, audio: bool = True) -> Path:
-    """A real H.264 clip (moving test pattern) with AAC audio, made by ffmpeg."""
-    width, height = CLIP_SIZE
+def make_clip(
+    path: Path,
+    *,
+    frames: int = CLIP_FRAMES,
+    audio: bool = True,
+    size: tuple[int, int] = CLIP_SIZE,
+    audio_codec: str = "aac",
+) -> Path:
+    """A real H.264 clip (moving test pattern) with audio (a 440 Hz tone, AAC unless
+    `audio_codec` says otherwise), made by ffmpeg; the container is the one `path` names."""
+    width, height = size
     argv = [
         "ffmpeg",
         "-nostdin",
@@ -34,7 +42,7 @@ def make_clip(path: Path, *, frames: int = CLIP_FRAMES, audio: bool = True) -> P
             "-i",
             "sine=frequency=440:sample_rate=48000",
             "-c:a",
-            "aac",
+            audio_codec,
             "-shortest",
         ]
     argv += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "12", str(path)]
@@ -89,6 +97,59 @@ def decode_rgb(path: Path) -> npt.NDArray[np.uint8]:
         capture_output=True,
     ).stdout
     return np.frombuffer(raw, np.uint8).reshape(-1, info["height"], info["width"], 3)
+
+
+def audio_packets(path: Path) -> list[str]:
+    """The first audio stream as ffmpeg's framemd5 lists it when stream-copied: a header naming
+    the codec, its parameters and the MD5 of its extradata, then one line per packet with its
+    timestamps, size and the MD5 of its bytes. Equal lists: the same audio, bit for bit."""
+    out = subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:a:0",
+            "-c",
+            "copy",
+            "-f",
+            "framemd5",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [line for line in out.splitlines() if not line.startswith("#software")]
+
+
+def decode_audio(path: Path) -> tuple[npt.NDArray[np.int16], int]:
+    """The first audio stream decoded (encoder delay and padding trimmed, as players do) to
+    mono 16-bit samples, and its sample rate."""
+    rate = int(stream_info(path, "a")["sample_rate"])
+    raw = subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:a:0",
+            "-ac",
+            "1",
+            "-f",
+            "s16le",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return np.frombuffer(raw, np.int16), rate
 
 
 def frame_times(path: Path) -> list[float]:

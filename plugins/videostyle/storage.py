@@ -38,6 +38,14 @@ def check_name(name: str) -> str:
     return name
 
 
+def _log_retry(*, retry_count: int, request: Any, response: Any, error: Any, **_: Any) -> None:
+    """The Azure SDK retries a failed request after a backoff, silently: say so, each time."""
+    why = error if error is not None else f"HTTP {response.status_code}"
+    log.warning(
+        "storage: %s %s failed (%s): retry %d", request.method, request.url, why, retry_count + 1
+    )
+
+
 class BlobStat(NamedTuple):
     size: int
     # What tells one content of a name from another: the content MD5 where the service keeps
@@ -71,6 +79,8 @@ class BlobStore:
         self.url = url.rstrip("/")
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
         self._local = isinstance(self.fs, LocalFileSystem)
+        # adlfs hands this to the SDK on uploads (its downloads drop it).
+        self._requests: dict[str, Any] = {} if self._local else {"retry_hook": _log_retry}
         if self._local:
             self.fs.makedirs(self.root, exist_ok=True)
 
@@ -104,13 +114,13 @@ class BlobStore:
 
     def upload(self, local: Path, name: str) -> None:
         """Publish a file under `name` all at once: readers see the whole blob or none of it."""
-        self._commit(name, lambda path: self.fs.put_file(str(local), path))
+        self._commit(name, lambda path: self.fs.put_file(str(local), path, **self._requests))
 
     def read_bytes(self, name: str) -> bytes:
         return bytes(self.fs.cat_file(self._path(name)))
 
     def write_bytes(self, name: str, data: bytes) -> None:
-        self._commit(name, lambda path: self.fs.pipe_file(path, data))
+        self._commit(name, lambda path: self.fs.pipe_file(path, data, **self._requests))
 
     def _commit(self, name: str, write: Callable[[str], object]) -> None:
         path = self._path(name)
@@ -120,7 +130,7 @@ class BlobStore:
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
         partial = f"{path}.partial-{uuid.uuid4().hex}"
         write(partial)
-        self.fs.copy(partial, path)
+        self.fs.mv(partial, path)
 
     @contextlib.contextmanager
     def lock(self, name: str, *, holder: str) -> Iterator[None]:

@@ -73,6 +73,7 @@ class MediaInfo:
     frame_rate: Fraction
     constant_frame_rate: bool
     audio_streams: int
+    audio_codecs: tuple[str, ...]  # ffprobe's codec_name of each audio stream
     duration_s: float
 
     @property
@@ -80,18 +81,19 @@ class MediaInfo:
         return self.frame_times[0]
 
 
-def probe(path: Path, *, timeout: float) -> MediaInfo:
-    """Stream facts and every frame's timestamp, after a full decode proves every frame readable.
+def probe(path: Path, *, timeout: float, decode: bool = True) -> MediaInfo:
+    """Stream facts and every frame's timestamp, after a full decode proves every frame readable
+    (`decode` False skips that: for a video this project wrote itself).
 
     Any failure here is the input's: ffmpeg reads a local copy, so nothing transient is left.
     """
     try:
-        return _probe(path, timeout=timeout)
+        return _probe(path, timeout=timeout, decode=decode)
     except FFmpegError as exc:
         raise BadInputError(f"{path.name} is not a readable video: {exc}") from exc
 
 
-def _probe(path: Path, *, timeout: float) -> MediaInfo:
+def _probe(path: Path, *, timeout: float, decode: bool) -> MediaInfo:
     listing = ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json"]
     found = json.loads(run([*listing, str(path)], timeout=timeout))
     streams = found.get("streams", [])
@@ -112,7 +114,7 @@ def _probe(path: Path, *, timeout: float) -> MediaInfo:
         raise BadInputError(
             f"{path.name} is truncated: its index lists {indexed} frames, {len(pts)} are present"
         )
-    decoded = _decodable_frames(path, stream["index"], timeout=timeout)
+    decoded = _decodable_frames(path, stream["index"], timeout=timeout) if decode else len(pts)
     if decoded != len(pts):
         raise BadInputError(
             f"{path.name} is corrupt or truncated: {decoded} of its {len(pts)} frames decode"
@@ -137,6 +139,9 @@ def _probe(path: Path, *, timeout: float) -> MediaInfo:
         # exactly (24 fps in milliseconds: 41, 42, 42 ms); more than that is a variable rate.
         constant_frame_rate=max(steps, default=0) - min(steps, default=0) <= 1,
         audio_streams=sum(s.get("codec_type") == "audio" for s in streams),
+        audio_codecs=tuple(
+            s.get("codec_name", "") for s in streams if s.get("codec_type") == "audio"
+        ),
         duration_s=float(found.get("format", {}).get("duration", 0.0)),
     )
 

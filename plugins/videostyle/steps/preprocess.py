@@ -93,7 +93,7 @@ def preprocess(
             source, info, source_stat = _inspect(stores, settings, video, scratch)
             audio = scratch / "audio.m4a"
             audio_copied = info.audio_streams > 0 and _extract_audio(
-                source, audio, timeout=settings.ffmpeg_timeout_s
+                source, audio, codecs=info.audio_codecs, timeout=settings.ffmpeg_timeout_s
             )
             context = JobContext(
                 job_id=job_id,
@@ -214,14 +214,20 @@ def _inspect(
     return source, info, stat
 
 
-def _extract_audio(source: Path, audio: Path, *, timeout: float) -> bool:
-    """Every audio stream into an MP4 audio file: copied as it is, or AAC when MP4 cannot carry
-    the codec (Vorbis, PCM). Returns whether it was copied.
+# Audio codecs that MP4 carries and players play there. ffmpeg also muxes Vorbis, Opus, FLAC
+# or PCM into MP4, but browsers and QuickTime refuse most of those: they become AAC.
+MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac"})
+
+
+def _extract_audio(source: Path, audio: Path, *, codecs: tuple[str, ...], timeout: float) -> bool:
+    """Every audio stream into an MP4 audio file: copied as it is where every codec is one of
+    MP4_AUDIO_CODECS (or the copy fails), else AAC. Returns whether it was copied.
 
     MP4 keeps the encoder-delay edit list that Matroska would drop, so durations stay exact.
     """
     problem: FFmpegError | None = None
-    for codec in ("copy", "aac"):
+    copyable = all(codec in MP4_AUDIO_CODECS for codec in codecs)
+    for codec in ("copy", "aac") if copyable else ("aac",):
         argv = (
             ffmpeg.input(str(source))
             .output(str(audio), map="0:a", acodec=codec, f="mp4", **{"b:a": "256k"})
@@ -234,6 +240,6 @@ def _extract_audio(source: Path, audio: Path, *, timeout: float) -> bool:
             problem = exc
             continue
         if codec != "copy":
-            log.warning("the audio codec cannot go into MP4 as it is: re-encoded to AAC")
+            log.warning("%s audio cannot go into MP4 as it is: re-encoded to AAC", ",".join(codecs))
         return codec == "copy"
     raise BadInputError(f"the audio cannot be read: {problem}")

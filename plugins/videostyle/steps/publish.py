@@ -139,7 +139,9 @@ def _publish(
     details |= model.report_units(plan.options, unit_facts(stores.work, plan))
     with timed() as took, scratch_folder(settings, job_id, "publish") as scratch:
         video = stores.work.download(plan.stitched_name, scratch / "stitched.mp4")
-        plan.check_video(probe(video, timeout=settings.ffmpeg_timeout_s), "stitched video")
+        plan.check_video(
+            probe(video, timeout=settings.ffmpeg_timeout_s, decode=False), "stitched video"
+        )
         digest, size = sha256_of(video), video.stat().st_size
         source = stores.work.download(plan.source_name, scratch / f"source{plan.source_ext}")
         preview = side_by_side(

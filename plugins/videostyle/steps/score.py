@@ -135,9 +135,6 @@ def score(
                 progress=progress,
             )
     progress.finish()
-    stores.work.write_bytes(f"{plan.prefix}/ranks/{rank}", b"")
-    while not all(stores.work.exists(f"{plan.prefix}/ranks/{r}") for r in range(size)):
-        time.sleep(0.5)
     ranks = comm.gather({**facts, **took, **_usage()})
     if ranks is not None:
         record(

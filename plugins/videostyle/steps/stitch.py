@@ -59,7 +59,9 @@ def stitch(stores: Stores, settings: Settings, *, job_id: str) -> None:
             .compile(),
             timeout=settings.ffmpeg_timeout_s,
         )
-        plan.check_video(probe(stitched, timeout=settings.ffmpeg_timeout_s), "stitched video")
+        plan.check_video(
+            probe(stitched, timeout=settings.ffmpeg_timeout_s, decode=False), "stitched video"
+        )
         stores.work.upload(stitched, plan.stitched_name)
     record(stores.work, plan, "stitch", {**took, "frames": plan.frame_count})
     log.info("job %s: stitched %d frames from %d units", job_id, plan.frame_count, len(plan.units))
