@@ -82,7 +82,8 @@ class LocalStepOperator(BaseOperator):
             stderr=subprocess.PIPE,
             text=True,
             errors="replace",  # ffmpeg may print bytes that are not UTF-8
-            # Its own process group, so stopping it reaches mpirun's ranks too.
+            # Its own process group. mpich's hydra gives its proxy and ranks sessions of their
+            # own: mpirun forwards SIGTERM to them, and after a SIGKILL its proxy kills them.
             start_new_session=True,
         )
         output = _StepOutput(operator=self)

@@ -3,6 +3,7 @@
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -170,14 +171,17 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_on_kill_stops_the_whole_process_group(child_code: list[str], tmp_path: Path) -> None:
+def test_on_kill_stops_the_whole_process_group(
+    child_code: list[str], task_log: RecordedLog, tmp_path: Path
+) -> None:
     # The child stands in for mpirun: killing it alone would leave its ranks running.
     pid_file = tmp_path / "rank.pid"
     child_code.append(
         "import subprocess, sys, time\n"
-        "rank = subprocess.Popen(['sleep', '60'])\n"
+        "rank = subprocess.Popen(['sleep', '300'])\n"
         f"open({str(pid_file)!r}, 'w').write(str(rank.pid))\n"
-        "time.sleep(60)\n"
+        "print('rank started', flush=True)\n"
+        "time.sleep(300)\n"
     )
     op = LocalStepOperator(task_id="score", step="score", args=["--job", "j1"])
     outcome: list[BaseException] = []
@@ -188,23 +192,27 @@ def test_on_kill_stops_the_whole_process_group(child_code: list[str], tmp_path: 
         except AirflowException as exc:
             outcome.append(exc)
 
-    runner = threading.Thread(target=execute)
+    runner = threading.Thread(target=execute, daemon=True)  # a failed test does not hang
     runner.start()
-    deadline = time.monotonic() + 20
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.monotonic() < deadline, "the step never started"
-        time.sleep(0.05)
+    # The operator copies the child's line into the task log only once it holds the child,
+    # and the child prints it only once its rank runs: both are there to be stopped.
+    _wait_for(lambda: "rank started" in task_log.text, "the step's rank started")
     rank_pid = int(pid_file.read_text())
 
     op.on_kill()
-    runner.join(timeout=20)
+    runner.join(timeout=60)
 
     assert not runner.is_alive()
     assert outcome, "a killed step must not succeed"
-    deadline = time.monotonic() + 5
-    while _alive(rank_pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(rank_pid)
+    _wait_for(lambda: not _alive(rank_pid), "the rank stopped")
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    """Poll a state until it holds; the timeout only bounds a test that would hang."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s:.0f} s: {what}"
+        time.sleep(0.02)
 
 
 def test_step_task_builds_the_configured_launcher() -> None:

@@ -43,6 +43,12 @@ class AirflowApi:
         found = self.get(f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances")
         return {ti["task_id"]: ti for ti in found["task_instances"]}
 
+    def tries(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """Every try of a task instance, the first first (state, try_number, ...)."""
+        path = f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/tries"
+        found = self.get(path)["task_instances"]
+        return sorted(found, key=lambda ti: int(ti["try_number"]))
+
     def log_entries(
         self, dag_id: str, run_id: str, task_id: str, try_number: int
     ) -> list[dict[str, Any]]:

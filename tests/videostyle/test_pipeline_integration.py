@@ -1,11 +1,7 @@
 """The steps end to end on real parts: Azurite, ffmpeg, `mpirun -n 2`, the packaged weights."""
 
 import json
-import os
-import signal
 import subprocess
-import time
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,6 +10,14 @@ import pytest
 import torch
 
 from tests.media import decode_rgb, frame_times, make_clip, psnr, stream_info
+from tests.videostyle.test_preemption import (
+    Process,
+    alive,
+    freeze,
+    kill_all,
+    tree,
+    wait_until,
+)
 from videostyle.defaults import BUILTIN_MODEL
 from videostyle.launch import step_argv, step_env
 from videostyle.media.frames import FrameEncoder
@@ -119,13 +123,6 @@ def etag(stores: Stores, unit: str) -> str:
     return str(stores.work.fs.info(stores.work.uri(unit))["etag"])
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 def test_killed_scoring_resumes_redoing_only_missing_units(
     pipeline_env: Stores,
     sample_clip: Path,
@@ -159,10 +156,23 @@ def test_killed_scoring_resumes_redoing_only_missing_units(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait_for(lambda: len(finished()) >= 1, timeout=300)
-    os.killpg(scoring.pid, signal.SIGKILL)  # a preempted node: no clean shutdown
-    scoring.wait()
+    # Not raced against the scoring: once a unit exists, the whole world (mpirun, its proxy,
+    # the ranks, their ffmpegs) is stopped, then killed at once; hydra gives the proxy and each
+    # rank a session of its own, so mpirun's process group alone would miss them.
+    world: list[Process] = []
+    try:
+        wait_until(lambda: finished() or scoring.poll() is not None, "the first unit")
+        assert scoring.poll() is None, "scoring ended before its first unit was seen"
+        world = freeze(scoring.pid)
+        stopped_with = finished()
+        kill_all(world)  # a preempted node: no clean shutdown
+        scoring.wait()
+        wait_until(lambda: not any(map(alive, world)), "every process of the world gone")
+    except BaseException:
+        kill_all([*world, *tree(scoring.pid)])
+        raise
     survivors = {u: etag(stores, u) for u in finished()}
+    assert set(stopped_with) <= survivors.keys()
     assert 0 < len(survivors) < len(units), "scoring finished before it could be stopped"
 
     rerun = cli("score", "--job", "job-resume", ranks=RANKS)

@@ -1,5 +1,7 @@
 """Frames through ffmpeg: the decode-ahead thread and the threaded encoder, on real ffmpeg."""
 
+import queue
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,17 +25,38 @@ def counting(n: int, produced: list[int], closed: list[bool]) -> Iterator[int]:
         closed.append(True)
 
 
+def _producer_blocked(producer: threading.Thread | None) -> bool:
+    """The read-ahead thread waits to put an item into its full queue, or has ended: it has
+    run as far ahead of the consumer as it may, and will not go further until the next get."""
+    if producer is None or not producer.is_alive():
+        return True
+    frame = sys._current_frames().get(producer.ident)  # type: ignore[arg-type]
+    while frame is not None and frame.f_code is not threading.Condition.wait.__code__:
+        frame = frame.f_back
+    putting = frame is not None and frame.f_back is not None
+    if not putting or frame.f_back.f_code is not queue.Queue.put.__code__:  # type: ignore[union-attr]
+        return False
+    ready: queue.Queue[object] = frame.f_back.f_locals["self"]  # type: ignore[union-attr]
+    return ready.full()
+
+
 def test_read_ahead_yields_everything_in_order_while_holding_at_most_depth_items() -> None:
     produced: list[int] = []
-    seen_ahead = []
-    for item in read_ahead(counting(20, produced, []), depth=2):
-        time.sleep(0.01)  # a slow consumer: the producer runs as far ahead as it may
-        seen_ahead.append(len(produced) - item)
-        assert item == len(seen_ahead) - 1
-    assert len(seen_ahead) == 20
-    # Queued (2) + the one in the consumer's hand + the one the producer is trying to put.
-    assert max(seen_ahead) <= 4
-    assert max(seen_ahead) >= 3  # it did read ahead
+    items = read_ahead(counting(20, produced, []), depth=2)
+    assert next(items) == 0
+    producer = next((t for t in threading.enumerate() if t.name == "read-ahead"), None)
+    for item in range(20):
+        if item:
+            assert next(items) == item
+        deadline = time.monotonic() + 60  # a bound only: it waits for the producer's state
+        while not _producer_blocked(producer):
+            assert time.monotonic() < deadline, f"the producer never blocked at item {item}"
+            time.sleep(0.001)
+        # As far ahead as it may go, and no further: 2 queued, the one in the consumer's hand
+        # and the one the producer is trying to put (fewer once it has produced them all).
+        assert len(produced) - item == min(4, 20 - item)
+    assert list(items) == []
+    assert produced == list(range(20))
 
 
 def test_read_ahead_raises_the_producers_error_in_the_consumer() -> None:
