@@ -15,7 +15,7 @@ from typing import Any
 
 from bench import anchors, pipeline, report
 from bench.machine import Cpu, environment, gemm_gflops, read_cpu
-from bench.media import make_clip, stand_in_checkpoint
+from bench.media import camera_clip, stand_in_checkpoint
 from bench.model_only import TN, Case, flops_per_frame, grid, registered_models, sample_options
 from bench.quality import fp32_reference, psnr_between
 from videostyle.defaults import BUILTIN_MODEL
@@ -144,7 +144,7 @@ def run_model_whole(
     clip = work / f"clip-{MODEL_CLIP_FRAMES}f-{width}x{height}.mp4"
     if not clip.exists():
         work.mkdir(parents=True, exist_ok=True)
-        make_clip(clip, frames=MODEL_CLIP_FRAMES, width=width, height=height)
+        camera_clip(clip, frames=MODEL_CLIP_FRAMES, size=(width, height))
     options = sample_options(model, work)
     style = options.pop("style", None)
     job = pipeline.Job(model, style, ranks=ranks, compile="auto", options=options)
@@ -265,15 +265,15 @@ def main() -> None:
         print("no C++ compiler (g++ or $CXX): torch.compile's figures are left out", flush=True)
     with tempfile.TemporaryDirectory(prefix="videostyle-bench-") as tmp:
         work = Path(tmp)
-        clip = make_clip(work / "clip-4s.mp4", frames=CLIP_FRAMES)
+        clip = camera_clip(work / "clip-4s.mp4", frames=CLIP_FRAMES)
         checkpoint = stand_in_checkpoint(work / "stand-in.pth")
         if "model" in sections:
             results["model_only"] = run_model_only(cpu, checkpoint)
-        long_clip = make_clip(work / "clip-16s.mp4", frames=CLIP_FRAMES * LONG_FACTOR)
+        long_clip = camera_clip(work / "clip-16s.mp4", frames=CLIP_FRAMES * LONG_FACTOR)
         if "pipeline" in sections:
             results["pipeline"] = run_pipeline(clip, long_clip, work)
         if "anchors" in sections:
-            tn_clip = make_clip(work / "clip-2s.mp4", frames=TN_CLIP_FRAMES)
+            tn_clip = camera_clip(work / "clip-2s.mp4", frames=TN_CLIP_FRAMES)
             results["anchors"] = run_anchors(clip, long_clip, tn_clip, checkpoint, work)
     results["summary"] = summarize(results)
     results["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

@@ -1,47 +1,21 @@
 """The benchmark's inputs: generated clips, a stand-in TransformerNet checkpoint and a style
 image."""
 
-import subprocess
 from pathlib import Path
 
 import torch
 
+from scripts.clips import make_clip
 from videostyle.models.transformer_net import TransformerNet
 
-RATE = "24000/1001"
+CAMERA_SIZE = (640, 360)
+CAMERA_GOP = 48  # a keyframe every 2 s
 
 
-def make_clip(path: Path, *, frames: int, width: int = 640, height: int = 360) -> Path:
-    """A moving test pattern with a tone, in H.264 with AAC audio, as a camera file would be."""
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size={width}x{height}:rate={RATE},trim=end_frame={frames}",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-c:a",
-            "aac",
-            "-shortest",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-g",
-            "48",
-            str(path),
-        ],
-        check=True,
-    )
-    return path
+def camera_clip(path: Path, *, frames: int, size: tuple[int, int] = CAMERA_SIZE) -> Path:
+    """A clip as a camera file would be: scripts.clips' moving test pattern with a tone, in
+    H.264 with AAC audio, 640x360 unless `size` says otherwise, a keyframe every 2 s."""
+    return make_clip(path, frames=frames, size=size, gop=CAMERA_GOP)
 
 
 def stand_in_checkpoint(path: Path, seed: int = 0) -> Path:

@@ -36,7 +36,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import pipeline, proc
-from bench.media import make_clip, save_style_image, stand_in_checkpoint
+from bench.media import camera_clip, save_style_image, stand_in_checkpoint
 from videostyle.models.base import FrameModel, FrameTransform, Prepared
 from videostyle.models.registry import MODELS, get_model, load_model
 
@@ -101,7 +101,7 @@ def _prepared(model: str, inputs: Path) -> Prepared:
         return None
     clip = inputs / SAMPLE_CLIP
     if not clip.exists():
-        make_clip(clip, frames=24)
+        camera_clip(clip, frames=24)
     return pipeline.prepared(clip, model, sample_options(model, inputs), inputs)
 
 

@@ -7,7 +7,6 @@ local launcher (subprocesses, mpirun for scoring).
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,13 @@ from azure.storage.blob import BlobServiceClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-from scripts.footage import real_clip  # noqa: E402 (needs the path above)
+from scripts.azurite import (  # noqa: E402 (needs the path above)
+    AzuriteError,
+    azurite_connection_string,
+    free_port,
+    start_azurite,
+)
+from scripts.footage import real_clip  # noqa: E402
 from videostyle.defaults import BUILTIN_MODEL, DEFAULT_STYLE  # noqa: E402
 from videostyle.media.ffmpeg import probe  # noqa: E402
 from videostyle.models.registry import MODELS, job_options, output_name  # noqa: E402
@@ -29,42 +34,6 @@ from videostyle_airflow.looks import model_options  # noqa: E402
 
 DEMO = ROOT / ".demo"
 BIN = Path(sys.executable).parent
-# Azurite's published development account; it guards nothing.
-AZURITE_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_azurite(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            str(ROOT / "node_modules/.bin/azurite-blob"),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--location",
-            str(DEMO / "azurite"),
-            "--skipApiVersionCheck",
-            "--loose",
-            "--disableTelemetry",
-            "--silent",
-        ]
-    )
-    for _ in range(150):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("Azurite did not start")
 
 
 def main() -> None:
@@ -87,10 +56,7 @@ def main() -> None:
         raise SystemExit(f"{source} is not a file")
 
     port = free_port()
-    connection = (
-        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-        f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
-    )
+    connection = azurite_connection_string(port)
     env = dict(
         os.environ,
         PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
@@ -103,7 +69,10 @@ def main() -> None:
         ),
         VIDEOSTYLE_SCRATCH_DIR=str(DEMO / "scratch"),
     )
-    azurite = start_azurite(port)
+    try:
+        azurite = start_azurite(port, DEMO / "azurite")
+    except AzuriteError as exc:
+        raise SystemExit(str(exc)) from None
     try:
         os.environ["AZURE_STORAGE_CONNECTION_STRING"] = connection  # for this script's uploads
         settings = Settings()

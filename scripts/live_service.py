@@ -16,7 +16,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,16 +28,13 @@ import httpx
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugins"))
+sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-from videostyle_airflow.config import PROCESS_DAG_ID, WATCH_DAG_ID  # noqa: E402 (path above)
+from scripts import azurite  # noqa: E402 (path above)
+from scripts.azurite import free_port as free_port  # noqa: E402 (tests/live take it from here)
+from videostyle_airflow.config import PROCESS_DAG_ID, WATCH_DAG_ID  # noqa: E402
 
 BIN = Path(sys.executable).parent
-AZURITE = ROOT / "node_modules" / ".bin" / "azurite-blob"
-# Azurite's published development account; it guards nothing.
-AZURITE_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
 AIRFLOW_COMPONENTS = {
     "api-server": ["api-server", "--workers", "1"],
     # Log servers would listen on every interface; the UI reads the task logs from disk here.
@@ -54,12 +50,6 @@ class ServiceError(RuntimeError):
     pass
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for(what: str, ready: Any, *, timeout_s: float, log: Path | None = None) -> None:
     """Poll `ready()` until it is true; a component that never gets there fails with its log."""
     deadline = time.monotonic() + timeout_s
@@ -68,14 +58,6 @@ def wait_for(what: str, ready: Any, *, timeout_s: float, log: Path | None = None
             tail = "".join(log.read_text(errors="replace").splitlines(True)[-30:]) if log else ""
             raise ServiceError(f"{what} did not come up within {timeout_s:.0f} s\n{tail}")
         time.sleep(0.5)
-
-
-def port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def _started_at(pid: int) -> str | None:
@@ -121,11 +103,7 @@ class LiveService:
 
     @property
     def blob_connection_string(self) -> str:
-        return (
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{self.blob_port}/devstoreaccount1;"
-        )
+        return azurite.azurite_connection_string(self.blob_port)
 
     # --- starting -------------------------------------------------------------------------
 
@@ -258,15 +236,12 @@ class LiveService:
             raise ServiceError(f"{name} failed (exit {done.returncode}); {log}:\n{tail}")
 
     def _start_azurite(self) -> dict[str, Any]:
-        if not AZURITE.exists():
-            raise ServiceError(f"{AZURITE} is missing: run `npm ci`")
-        started = self._spawn(
-            "azurite",
-            [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
-             "--location", str(self.home / "azurite"), "--skipApiVersionCheck", "--loose",
-             "--disableTelemetry"],
-        )  # fmt: skip
-        wait_for("Azurite", lambda: port_open(self.blob_port), timeout_s=60)
+        try:
+            argv = azurite.azurite_argv(self.blob_port, self.home / "azurite")
+        except azurite.AzuriteError as exc:
+            raise ServiceError(str(exc)) from None
+        started = self._spawn("azurite", argv)
+        wait_for("Azurite", lambda: azurite.port_open(self.blob_port), timeout_s=60)
         return started
 
     # PostgreSQL refuses to run as root: as root, its files belong to the `postgres` user.

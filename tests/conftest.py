@@ -1,72 +1,25 @@
 """Real services for the suite: Azurite (Azure Blob Storage emulator from npm) on a free port."""
 
-import os
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from scripts import azurite as azurite_service
+from scripts.azurite import azurite_connection_string, free_port
 from tests.media import make_clip
-
-ROOT = Path(__file__).resolve().parents[1]
-AZURITE = ROOT / "node_modules" / ".bin" / "azurite-blob"
-# Azurite's published development account; it guards nothing.
-DEV_ACCOUNT_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def azurite_connection_string(port: int) -> str:
-    return (
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-        f"AccountKey={DEV_ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
-    )
 
 
 def start_azurite(
     port: int, location: Path, *, accounts: str | None = None
 ) -> subprocess.Popen[bytes]:
-    """Azurite serving blobs from `location` on 127.0.0.1:`port`, once it accepts connections;
-    `accounts` ("name:key;...") replaces the development account."""
-    if not AZURITE.exists():
-        pytest.fail(f"{AZURITE} is missing: run `make test` (it runs npm ci) or `npm ci`")
-    proc = subprocess.Popen(
-        [
-            str(AZURITE),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--location",
-            str(location),
-            "--skipApiVersionCheck",
-            "--loose",
-            "--disableTelemetry",
-            "--silent",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **({"AZURITE_ACCOUNTS": accounts} if accounts else {})},
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("Azurite did not start")
-            time.sleep(0.2)
+    """scripts.azurite.start_azurite, failing the test (saying why) where Azurite is missing or
+    does not come up."""
+    try:
+        return azurite_service.start_azurite(port, location, accounts=accounts)
+    except azurite_service.AzuriteError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

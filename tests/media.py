@@ -1,5 +1,6 @@
-"""Test-side videos via ffmpeg: clips to feed the pipeline, stand-ins for its styled ones, and
-readers of what it wrote (frames, timestamps and durations)."""
+"""Test-side videos via ffmpeg: clips to feed the pipeline (scripts.clips, the generator the
+benchmark uses too), stand-ins for its styled ones, and readers of what it wrote (frames,
+timestamps and durations)."""
 
 import json
 import subprocess
@@ -8,46 +9,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-CLIP_RATE = "24000/1001"  # NTSC film rate: a hard-coded 30 fps or a rounded 23.98 shows up
-CLIP_SIZE = (192, 108)  # 108 is not a multiple of 4: the model's padding is exercised
-CLIP_FRAMES = 50
-
-
-def make_clip(
-    path: Path,
-    *,
-    frames: int = CLIP_FRAMES,
-    audio: bool = True,
-    size: tuple[int, int] = CLIP_SIZE,
-    audio_codec: str = "aac",
-) -> Path:
-    """A real H.264 clip (moving test pattern) with audio (a 440 Hz tone, AAC unless
-    `audio_codec` says otherwise), made by ffmpeg; the container is the one `path` names."""
-    width, height = size
-    argv = [
-        "ffmpeg",
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        f"testsrc2=size={width}x{height}:rate={CLIP_RATE},trim=end_frame={frames}",
-    ]
-    if audio:
-        argv += [
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-c:a",
-            audio_codec,
-            "-shortest",
-        ]
-    argv += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "12", str(path)]
-    subprocess.run(argv, check=True)
-    return path
+from scripts.clips import CLIP_FRAMES as CLIP_FRAMES
+from scripts.clips import CLIP_RATE as CLIP_RATE
+from scripts.clips import CLIP_SIZE as CLIP_SIZE
+from scripts.clips import make_clip as make_clip
 
 
 def restyled(source: Path, path: Path, video_filter: str) -> Path:

@@ -46,11 +46,16 @@ def _log_retry(*, retry_count: int, request: Any, response: Any, error: Any, **_
     )
 
 
+def content_version(content_md5: bytes | bytearray | None, etag: object) -> str:
+    """What tells one content of a blob name from another: its content MD5, hex, where the
+    service keeps one (a re-upload of the same bytes keeps it), else its ETag, unquoted (chunked
+    uploads get no whole-blob MD5, so any re-upload counts as new)."""
+    return bytes(content_md5).hex() if content_md5 else str(etag).strip('"')
+
+
 class BlobStat(NamedTuple):
     size: int
-    # What tells one content of a name from another: the content MD5 where the service keeps
-    # one (the same bytes uploaded again keep it), else the ETag (a local file's mtime).
-    version: str
+    version: str  # content_version; a local file's mtime stands for its ETag
     modified: float  # when this content was written: seconds since the epoch
 
 
@@ -95,8 +100,9 @@ class BlobStore:
 
     def stat(self, name: str) -> BlobStat:
         info = self.fs.info(self._path(name))
-        md5 = info.get("content_settings", {}).get("content_md5")
-        version = bytes(md5).hex() if md5 else str(info.get("etag") or info["mtime"]).strip('"')
+        version = content_version(
+            info.get("content_settings", {}).get("content_md5"), info.get("etag") or info["mtime"]
+        )
         modified = info.get("last_modified") or info["mtime"]
         if isinstance(modified, datetime):
             modified = modified.timestamp()

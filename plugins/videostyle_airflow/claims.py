@@ -20,6 +20,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 from azure.storage.blob import BlobProperties
 
+from videostyle.storage import content_version
 from videostyle_airflow.config import (
     BLOB_CONN_ID,
     PROCESS_DAG_ID,
@@ -40,10 +41,8 @@ def claim_marker_name(work: BlobLocation, video: str) -> str:
 
 
 def blob_version(blob: BlobProperties) -> str:
-    """Content MD5 where the service has one (a re-upload of the same bytes keeps it), else the
-    ETag (chunked uploads get no whole-blob MD5, so any re-upload counts as new)."""
-    md5 = blob.content_settings.content_md5
-    return bytes(md5).hex() if md5 else str(blob.etag).strip('"')
+    """The listed blob's version, by the library's rule (videostyle.storage.content_version)."""
+    return content_version(blob.content_settings.content_md5, blob.etag)
 
 
 def _put_claim(

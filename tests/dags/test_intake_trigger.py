@@ -23,7 +23,8 @@ from airflow.serialization.encoders import encode_trigger
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.blob import BlobServiceClient
 
-from tests.conftest import azurite_connection_string, free_port, start_azurite
+from scripts.azurite import azurite_connection_string, free_port
+from tests.conftest import start_azurite
 from videostyle_airflow.config import BLOB_CONN_ID, BlobLocation, inputs_location
 from videostyle_airflow.intake_trigger import NewVideosTrigger
 

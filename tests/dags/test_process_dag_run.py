@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.conftest import DEV_ACCOUNT_KEY
+from scripts.azurite import DEV_ACCOUNT_KEY
 from tests.media import decode_rgb, frame_times, stream_info
 from videostyle.settings import Settings
 from videostyle.storage import Stores

@@ -28,7 +28,7 @@ from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState
 from sqlalchemy import select
 
-from tests.conftest import DEV_ACCOUNT_KEY
+from scripts.azurite import DEV_ACCOUNT_KEY
 from tests.dags.kubernetes.conftest import (  # noqa: F401 (fixtures, by name)
     NAMESPACE,
     PODS,

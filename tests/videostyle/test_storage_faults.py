@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import azurite_connection_string, free_port, start_azurite
+from scripts.azurite import azurite_connection_string, free_port
+from tests.conftest import start_azurite
 from tests.media import decode_rgb
 from videostyle.launch import step_argv, step_env
 from videostyle.plan import load_plan

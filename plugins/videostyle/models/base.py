@@ -45,6 +45,8 @@ Options: TypeAlias = Mapping[str, Any]
 # What `prepare` hands the ranks: raw bytes (stored as a .bin blob), a JSON-able dict (a .json
 # blob) or nothing to store.
 Prepared: TypeAlias = bytes | dict[str, Any] | None
+# A strength's range (check_strength): 0 keeps the input as it is, 1 gives the full look.
+MIN_STRENGTH, MAX_STRENGTH = 0, 1
 
 
 class FrameTransform(Protocol):
@@ -134,14 +136,17 @@ class FrameModel(ABC):
         return {}
 
 
-def check_strength(options: Options) -> float:
-    """The `strength` option: a number from 0 (the input as it is) to 1 (the full look)."""
-    strength = options.get("strength")
+def check_strength(strength: object) -> float:
+    """A strength (a model's `strength` option, `options.get("strength")`) as a float: a number
+    from MIN_STRENGTH (the input as it is) to MAX_STRENGTH (the full look), else
+    BadParameterError. The one check of a strength (the models, Magenta's style vector); the
+    process DAG's form takes its range from here."""
     if isinstance(strength, bool) or not isinstance(strength, int | float):
         raise BadParameterError(f"bad parameter strength={strength!r}: not a number")
-    if not (math.isfinite(strength) and 0 <= strength <= 1):
+    if not (math.isfinite(strength) and MIN_STRENGTH <= strength <= MAX_STRENGTH):
         raise BadParameterError(
-            f"bad parameter strength={strength!r}: outside [0, 1] (0 keeps the input, 1 full)"
+            f"bad parameter strength={strength!r}: outside [{MIN_STRENGTH}, {MAX_STRENGTH}] "
+            f"({MIN_STRENGTH} keeps the input, {MAX_STRENGTH} full)"
         )
     return float(strength)
 

@@ -44,7 +44,7 @@ class Checkpoint(FrameModel):
                 f"bad parameter checkpoint={checkpoint!r}: the checkpoint model needs a "
                 "TransformerNet .pth file's path or az:// URL"
             )
-        check_strength(options)
+        check_strength(options.get("strength"))
 
     def prepare(self, options: Options, job: JobContext) -> Prepared:
         from videostyle.models.weights import load_transformer_net
@@ -74,14 +74,16 @@ class Checkpoint(FrameModel):
         return Stylizer(
             on_device(load_transformer_net(prepared), device),
             pixel_max=255.0,
-            strength=check_strength(options),
+            strength=check_strength(options.get("strength")),
             device=device,
             precision=precision,
             compiled=compiled,
         )
 
     def output_name(self, options: Options) -> str:
-        return with_strength(PurePosixPath(options["checkpoint"]).stem, check_strength(options))
+        return with_strength(
+            PurePosixPath(options["checkpoint"]).stem, check_strength(options.get("strength"))
+        )
 
 
 MODEL = Checkpoint()

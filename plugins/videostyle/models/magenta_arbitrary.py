@@ -21,7 +21,8 @@ from onnx import numpy_helper
 from PIL import Image
 from torch import Tensor, nn
 
-from videostyle.errors import BadInputError, BadParameterError
+from videostyle.errors import BadInputError
+from videostyle.models.base import check_strength
 from videostyle.models.weights import read_verified
 
 TRANSFORM_FILE = "arbitrary_transform.onnx"
@@ -351,8 +352,7 @@ def style_vector(
     content's own, which repaints it nearer to itself). Content is needed only when s < 1.
     Computed under no_grad, not inference_mode: the vector is stored and used later, where an
     inference tensor would be refused by any op that records gradients."""
-    if not 0.0 <= strength <= 1.0:  # also refuses NaN
-        raise BadParameterError(f"strength must be between 0 and 1, got {strength}")
+    strength = check_strength(strength)
     if strength < 1.0 and content_rgb_uint8 is None:
         raise ValueError("a strength below 1 needs the content image to soften towards")
     if predictor is None:

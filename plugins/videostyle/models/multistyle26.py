@@ -38,7 +38,7 @@ class MultiStyle26(FrameModel):
                 "e.g. 'starry-night' or '7'"
             )
         parse_style(style)
-        check_strength(options)
+        check_strength(options.get("strength"))
 
     def load(
         self,
@@ -62,14 +62,16 @@ class MultiStyle26(FrameModel):
         return Stylizer(
             partial(net, style_weights=weights),
             pixel_max=1.0,
-            strength=check_strength(options),
+            strength=check_strength(options.get("strength")),
             device=device,
             precision=precision,
             compiled=compiled,
         )
 
     def output_name(self, options: Options) -> str:
-        return with_strength(parse_style(options["style"]).key, check_strength(options))
+        return with_strength(
+            parse_style(options["style"]).key, check_strength(options.get("strength"))
+        )
 
 
 MODEL = MultiStyle26()

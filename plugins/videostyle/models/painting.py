@@ -64,14 +64,14 @@ class Painting(FrameModel):
                 f"bad parameter style_image={name!r}: not a blob name (no leading '/', no empty, "
                 "'.' or '..' parts)"
             ) from None
-        check_strength(options)
+        check_strength(options.get("strength"))
 
     def prepare(self, options: Options, job: JobContext) -> Prepared:
         from videostyle.media.images import decode_style_image
         from videostyle.models.magenta_arbitrary import style_vector
 
         name = options["style_image"]
-        strength = check_strength(options)
+        strength = check_strength(options.get("strength"))
         data = _read_style_image(job, name)
         image = decode_style_image(data, repr(name))
         content_frame = job.info.frame_count // 2 if strength < 1 else None
@@ -127,7 +127,9 @@ class Painting(FrameModel):
         )
 
     def output_name(self, options: Options) -> str:
-        return with_strength(PurePosixPath(options["style_image"]).stem, check_strength(options))
+        return with_strength(
+            PurePosixPath(options["style_image"]).stem, check_strength(options.get("strength"))
+        )
 
 
 MODEL = Painting()

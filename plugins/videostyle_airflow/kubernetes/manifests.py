@@ -26,13 +26,10 @@ from kubernetes.client import ApiClient
 
 from videostyle_airflow import credentials
 from videostyle_airflow.config import LAUNCHER_VARIABLE, PROCESS_DAG_ID
-from videostyle_airflow.kubernetes.mpijob_operator import (
-    ENV_SECRET_PLACEHOLDER,
-    attempt_name,
-    task_run_hash,
-)
+from videostyle_airflow.kubernetes.hook import try_names
+from videostyle_airflow.kubernetes.mpijob_operator import ENV_SECRET_PLACEHOLDER
 from videostyle_airflow.kubernetes.step_mpijob_operator import SCORE_STEP, StepMPIJobOperator
-from videostyle_airflow.kubernetes.step_pod_operator import StepPodOperator, try_secret_name
+from videostyle_airflow.kubernetes.step_pod_operator import StepPodOperator
 
 SAMPLE_RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 PLACEHOLDER = "minted-per-try-by-the-videostyle-launcher"
@@ -47,7 +44,8 @@ def sample_objects(dag: Any, *, video: str, ranks: int) -> Iterator[tuple[str, d
         context = sample_context(dag, task, params)
         task.render_template_fields(context, jinja_env=dag.get_template_env())
         if isinstance(task, StepPodOperator):
-            secret = _placeholder_secret(try_secret_name(context), task.step, task.namespace)
+            secret_name = try_names(context["ti"]).secret
+            secret = _placeholder_secret(secret_name, task.step, task.namespace)
             yield task.task_id, secret
             yield task.task_id, serialize(task.build_pod_request_obj(context, dry_run=True))
         elif isinstance(task, StepMPIJobOperator):
@@ -119,13 +117,9 @@ def _placeholder_secret(name: str, step: str, namespace: str | None) -> dict[str
 
 def _named_mpijob(task: StepMPIJobOperator, context: Context) -> dict[str, Any]:
     """The rendered MPIJob with the name and namespace the operator gives the first try."""
-    ti = context["ti"]
-    run_hash = task_run_hash(
-        dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=ti.map_index
-    )
     metadata = {
         **task.mpijob["metadata"],
-        "name": attempt_name(task_id=ti.task_id, run_hash=run_hash, try_number=ti.try_number),
+        "name": try_names(context["ti"]).mpijob,
         "namespace": task.namespace,
     }
     return {**task.mpijob, "metadata": metadata}

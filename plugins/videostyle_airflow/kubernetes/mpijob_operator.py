@@ -1,37 +1,30 @@
 """Run one MPIJob (Kubeflow MPI Operator) per task try: create, wait, map the outcome, delete."""
 
 import asyncio
-import base64
-import hashlib
-import re
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.log import mask_secret
-from kubernetes.client.exceptions import ApiException
 
-from videostyle_airflow.kubernetes.mpijob_outcome import Outcome, mpijob_state
-from videostyle_airflow.kubernetes.mpijob_trigger import (
+from videostyle_airflow.kubernetes.hook import (
     API_VERSION,
-    GROUP,
     KIND,
-    PLURAL,
-    VERSION,
-    MPIJobTrigger,
+    TASK_RUN_LABEL,
+    TRY_LABEL,
+    TryNames,
+    VideostyleKubernetesHook,
+    owner_reference,
+    try_names,
 )
+from videostyle_airflow.kubernetes.mpijob_outcome import Outcome, mpijob_state
+from videostyle_airflow.kubernetes.mpijob_trigger import MPIJobTrigger
 from videostyle_airflow.step_failure import step_failure
 
-# Every try's MPIJob carries its task run's hash, so a later try finds what an earlier one left.
-TASK_RUN_LABEL = "videostyle/task-run"
-TRY_LABEL = "videostyle/try-number"
-# So that `<name>-worker-<index>`, a worker's hostname, stays a DNS label (63 characters).
-MAX_NAME_LENGTH = 48
 # The name the MPIJob body gives the Secret holding `secret_env`; each attempt replaces it with
 # the attempt's own Secret. A valid name, so rendered manifests pass a server-side dry run.
 ENV_SECRET_PLACEHOLDER = "mpijob-attempt-env"  # noqa: S105 (a Secret's name, not a secret)
@@ -40,27 +33,6 @@ ENV_SECRET_PLACEHOLDER = "mpijob-attempt-env"  # noqa: S105 (a Secret's name, no
 def env_from_attempt_secret() -> dict[str, Any]:
     """An `envFrom` entry giving a container every variable of the operator's `secret_env`."""
     return {"secretRef": {"name": ENV_SECRET_PLACEHOLDER}}
-
-
-def task_run_hash(*, dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
-    """10 hex digits naming one task of one DAG run, the same for all of its tries."""
-    key = "\n".join((dag_id, run_id, task_id, str(map_index)))
-    return hashlib.sha256(key.encode()).hexdigest()[:10]
-
-
-def attempt_name(*, task_id: str, run_hash: str, try_number: int) -> str:
-    """The MPIJob of one try: `<task id, DNS-safe>-<run hash>-t<try>`, at most 48 characters."""
-    suffix = f"-{run_hash}-t{try_number}"
-    readable = re.sub(r"[^a-z0-9]+", "-", task_id.lower()).strip("-")
-    # The MPI Operator names a Service after the MPIJob: that needs a leading letter.
-    if not readable[:1].isalpha():
-        readable = f"mpijob-{readable}".rstrip("-")
-    return readable[: MAX_NAME_LENGTH - len(suffix)].rstrip("-") + suffix
-
-
-def env_secret_name(attempt: str) -> str:
-    """The Secret holding an attempt's `secret_env` (the MPI Operator uses -ssh and -config)."""
-    return f"{attempt}-env"
 
 
 class MPIJobOperator(BaseOperator):
@@ -102,7 +74,7 @@ class MPIJobOperator(BaseOperator):
         mpijob: dict[str, Any],
         namespace: str | None = None,
         secret_env: dict[str, str] | None = None,
-        kubernetes_conn_id: str = KubernetesHook.default_conn_name,
+        kubernetes_conn_id: str = VideostyleKubernetesHook.default_conn_name,
         poll_interval: float = 30,
         wait_timeout: timedelta | None = None,
         deferrable: bool = True,
@@ -124,23 +96,20 @@ class MPIJobOperator(BaseOperator):
         self._attempt: tuple[str, str] | None = None  # (name, namespace), for on_kill
 
     @cached_property
-    def hook(self) -> KubernetesHook:
-        return KubernetesHook(conn_id=self.kubernetes_conn_id)
+    def hook(self) -> VideostyleKubernetesHook:
+        return VideostyleKubernetesHook(conn_id=self.kubernetes_conn_id)
 
     def execute(self, context: Context) -> Any:
         for value in (self.secret_env or {}).values():
             mask_secret(value)
-            mask_secret(_b64(value))  # the form a Secret's data travels in
         ti = context["ti"]
-        run_hash = task_run_hash(
-            dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=ti.map_index
-        )
-        name = attempt_name(task_id=ti.task_id, run_hash=run_hash, try_number=ti.try_number)
-        namespace = self.namespace or self.hook.get_namespace() or KubernetesHook.DEFAULT_NAMESPACE
+        names = try_names(ti)
+        name = names.mpijob
+        namespace = self.hook.namespace_or_default(self.namespace)
         body = self._body(
-            name,
+            names,
             namespace,
-            labels={TASK_RUN_LABEL: run_hash, TRY_LABEL: str(ti.try_number)},
+            labels={TASK_RUN_LABEL: names.run_hash, TRY_LABEL: str(ti.try_number)},
             # For people looking at the cluster: which Airflow task this is.
             annotations={
                 "videostyle/dag-id": ti.dag_id,
@@ -149,15 +118,28 @@ class MPIJobOperator(BaseOperator):
             },
         )
 
-        self._delete_leftovers(run_hash, namespace)
-        self.log.info("Creating MPIJob %s/%s", namespace, name)
+        for leftover in self.hook.task_run_mpijobs(names.run_hash, namespace):
+            self.log.info("An earlier try left MPIJob %s", leftover)
+            self.hook.delete_mpijob(leftover, namespace)
         self._attempt = (name, namespace)
         try:
-            created = self.hook.create_custom_object(GROUP, VERSION, PLURAL, body, namespace)
+            created = self.hook.create_mpijob(body, namespace)
             if self.secret_env:
-                self._create_env_secret(name, namespace, created["metadata"]["uid"], run_hash)
+                self.hook.create_try_secret(
+                    names.secret,
+                    namespace,
+                    self.secret_env,
+                    run_hash=names.run_hash,
+                    # Garbage-collected with the MPIJob.
+                    owner=owner_reference(
+                        api_version=API_VERSION,
+                        kind=KIND,
+                        name=name,
+                        uid=created["metadata"]["uid"],
+                    ),
+                )
         except Exception:
-            self._delete(name, namespace)
+            self.hook.delete_mpijob(name, namespace)
             raise
 
         timeout = self.wait_timeout or self.execution_timeout
@@ -193,16 +175,21 @@ class MPIJobOperator(BaseOperator):
                 reason_after="; the launcher said: ",
             )
         finally:
-            self._delete(name, namespace)
+            self.hook.delete_mpijob(name, namespace)
 
     def on_kill(self) -> None:
         if self._attempt is not None:
-            self._delete(*self._attempt)
+            self.hook.delete_mpijob(*self._attempt)
 
     def _body(
-        self, name: str, namespace: str, *, labels: dict[str, str], annotations: dict[str, str]
+        self,
+        names: TryNames,
+        namespace: str,
+        *,
+        labels: dict[str, str],
+        annotations: dict[str, str],
     ) -> dict[str, Any]:
-        body = _replace_string(self.mpijob, ENV_SECRET_PLACEHOLDER, env_secret_name(name))
+        body = _replace_string(self.mpijob, ENV_SECRET_PLACEHOLDER, names.secret)
         if (body != self.mpijob) != bool(self.secret_env):
             raise AirflowFailException(
                 f"`secret_env` and a reference to {ENV_SECRET_PLACEHOLDER!r} in `mpijob` go "
@@ -215,67 +202,16 @@ class MPIJobOperator(BaseOperator):
             "kind": KIND,
             "metadata": {
                 **metadata,
-                "name": name,
+                "name": names.mpijob,
                 "namespace": namespace,
                 "labels": {**metadata.get("labels", {}), **labels},
                 "annotations": {**metadata.get("annotations", {}), **annotations},
             },
         }
 
-    def _create_env_secret(self, name: str, namespace: str, owner_uid: str, run_hash: str) -> None:
-        secret = env_secret_name(name)
-        self.log.info(
-            "Creating Secret %s/%s with %s",
-            namespace,
-            secret,
-            ", ".join(sorted(self.secret_env or {})),
-        )
-        body = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": secret,
-                "namespace": namespace,
-                "labels": {TASK_RUN_LABEL: run_hash},
-                # Garbage-collected with the MPIJob. No blockOwnerDeletion: that would need
-                # RBAC on mpijobs/finalizers, and the collector deletes it anyway.
-                "ownerReferences": [
-                    {"apiVersion": API_VERSION, "kind": KIND, "name": name, "uid": owner_uid}
-                ],
-            },
-            "type": "Opaque",
-            "immutable": True,
-            "data": {key: _b64(value) for key, value in (self.secret_env or {}).items()},
-        }
-        # Unread response: the client logs bodies it reads at DEBUG, and this one echoes the data.
-        self.hook.core_v1_client.create_namespaced_secret(namespace, body, _preload_content=False)
-
-    def _delete_leftovers(self, run_hash: str, namespace: str) -> None:
-        leftovers = self.hook.custom_object_client.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, label_selector=f"{TASK_RUN_LABEL}={run_hash}"
-        )
-        for mpijob in leftovers["items"]:
-            self.log.info("An earlier try left MPIJob %s", mpijob["metadata"]["name"])
-            self._delete(mpijob["metadata"]["name"], namespace)
-
-    def _delete(self, name: str, namespace: str) -> None:
-        """Delete an MPIJob, its pods before it (foreground), and so its Secret; gone is fine."""
-        self.log.info("Deleting MPIJob %s/%s", namespace, name)
-        try:
-            self.hook.delete_custom_object(
-                GROUP, VERSION, PLURAL, name, namespace, propagation_policy="Foreground"
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-
 
 async def _first_event(trigger: MPIJobTrigger) -> Any:
     return (await anext(aiter(trigger.run()))).payload
-
-
-def _b64(value: str) -> str:
-    return base64.b64encode(value.encode()).decode()
 
 
 def _replace_string(node: Any, old: str, new: str) -> Any:

@@ -16,8 +16,8 @@ from kubernetes.client import models as k8s
 
 from videostyle_airflow.kubernetes import pod_spec
 from videostyle_airflow.kubernetes.config import KubernetesConfig, Placement
+from videostyle_airflow.kubernetes.hook import API_VERSION, KIND
 from videostyle_airflow.kubernetes.mpijob_operator import env_from_attempt_secret
-from videostyle_airflow.kubernetes.mpijob_trigger import API_VERSION, KIND
 
 # The worker image's MPI (images/worker: the `mpich` wheel); the CRD allows OpenMPI, Intel, MPICH.
 MPI_IMPLEMENTATION = "MPICH"

@@ -5,31 +5,20 @@ import contextlib
 import math
 import time
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
-from aiohttp import ClientResponse
-from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook
-from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import generic_api_retry
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from kubernetes_asyncio.client import CoreV1Api, CustomObjectsApi
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from videostyle.errors import failure_reason
 from videostyle.progress import JobProgress
+from videostyle_airflow.kubernetes.hook import VideostyleAsyncKubernetesHook
 from videostyle_airflow.kubernetes.mpijob_outcome import (
     Outcome,
     launcher_exit_code,
     mpijob_state,
 )
 
-# Where the MPI Operator's objects live in the API.
-GROUP = "kubeflow.org"
-VERSION = "v2beta1"
-PLURAL = "mpijobs"
-KIND = "MPIJob"
-API_VERSION = f"{GROUP}/{VERSION}"
-# The labels the MPI Operator puts on an MPIJob's launcher pods.
-LAUNCHER_SELECTOR = "training.kubeflow.org/job-name={name},training.kubeflow.org/job-role=launcher"
 # The launcher's log is copied into the task log at least this often (the ranks write progress
 # every few seconds), and each read asks for this much more than the time since the last one:
 # the API counts from its own clock, and lines already copied are dropped by their timestamps.
@@ -133,8 +122,11 @@ class MPIJobTrigger(BaseTrigger):
             },
         )
 
+    def _hook(self) -> VideostyleAsyncKubernetesHook:
+        return VideostyleAsyncKubernetesHook(conn_id=self.kubernetes_conn_id)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = AsyncKubernetesHook(conn_id=self.kubernetes_conn_id)
+        hook = self._hook()
         launcher_log = LauncherLog()
         follower = asyncio.create_task(self._follow_launcher_log(hook, launcher_log))
         try:
@@ -146,16 +138,17 @@ class MPIJobTrigger(BaseTrigger):
         await self._copy_launcher_log(hook, launcher_log)  # its last lines: why it failed
         yield self._event(**outcome, failure=launcher_log.failure)
 
-    async def _outcome(self, hook: AsyncKubernetesHook) -> dict[str, Any]:
+    async def _outcome(self, hook: VideostyleAsyncKubernetesHook) -> dict[str, Any]:
         """Poll until the outcome is decided: the event's fields."""
         reported: tuple[Outcome, str] | None = None
         try:
             while True:
-                status = (await self._read_mpijob(hook)).get("status")
+                status = (await hook.get_mpijob(self.name, self.namespace)).get("status")
                 state = mpijob_state(status)
                 exit_code = None
                 if state.outcome is Outcome.RETRY:  # failed: the launcher may say "bad input"
-                    exit_code = launcher_exit_code(await self._launcher_pods(hook))
+                    pods = await hook.launcher_pods(self.name, self.namespace)
+                    exit_code = launcher_exit_code(pods)
                     state = mpijob_state(status, launcher_exit_code=exit_code)
                 if (state.outcome, state.reason) != reported:
                     reported = (state.outcome, state.reason)
@@ -180,12 +173,16 @@ class MPIJobTrigger(BaseTrigger):
         except Exception as exc:  # the operator must hear of every failure to clean up
             return {"error": f"waiting failed: {exc!r}"}
 
-    async def _follow_launcher_log(self, hook: AsyncKubernetesHook, log: LauncherLog) -> None:
+    async def _follow_launcher_log(
+        self, hook: VideostyleAsyncKubernetesHook, log: LauncherLog
+    ) -> None:
         while True:
             await self._copy_launcher_log(hook, log)
             await asyncio.sleep(min(self.poll_interval, LOG_INTERVAL_S))
 
-    async def _copy_launcher_log(self, hook: AsyncKubernetesHook, log: LauncherLog) -> None:
+    async def _copy_launcher_log(
+        self, hook: VideostyleAsyncKubernetesHook, log: LauncherLog
+    ) -> None:
         """Copy the launcher log's new lines into the task log, with the job's progress."""
         try:
             for line in await self._read_launcher_log(hook, log):
@@ -206,75 +203,28 @@ class MPIJobTrigger(BaseTrigger):
             return
         log.problem = None
 
-    async def _read_launcher_log(self, hook: AsyncKubernetesHook, log: LauncherLog) -> list[str]:
+    async def _read_launcher_log(
+        self, hook: VideostyleAsyncKubernetesHook, log: LauncherLog
+    ) -> list[str]:
         """The lines the launcher logged since the last read; none before it runs."""
-        pods = await self._launcher_pods(hook)
+        pods = await hook.launcher_pods(self.name, self.namespace)
         started = [p for p in pods if p.get("status", {}).get("phase") not in (None, "Pending")]
         if not started:
             return []
         pod = max(started, key=lambda p: str(p["metadata"].get("creationTimestamp", "")))
         name = pod["metadata"]["name"]
-        options: dict[str, Any] = {
-            "container": pod["spec"]["containers"][0]["name"],  # where mpirun runs
-            "timestamps": True,
-            "_preload_content": False,
-        }
-        if (since := log.since_seconds(name)) is not None:
-            options["since_seconds"] = since
-        async with hook.get_conn() as api:
-            response = cast(
-                ClientResponse,
-                await CoreV1Api(api).read_namespaced_pod_log(name, self.namespace, **options),
-            )
-            if response.status != 200:
-                raise ApiException(status=response.status, reason=response.reason)
-            text = (await response.read()).decode(errors="replace")
-        return log.new_lines(name, text.splitlines())
+        stamped = await hook.read_pod_log(
+            name,
+            self.namespace,
+            container=pod["spec"]["containers"][0]["name"],  # where mpirun runs
+            since_seconds=log.since_seconds(name),
+        )
+        return log.new_lines(name, stamped)
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: delete the MPIJob (its pods and Secret go with it)."""
-        self.log.info("Deleting MPIJob %s/%s: the task was killed", self.namespace, self.name)
-        hook = AsyncKubernetesHook(conn_id=self.kubernetes_conn_id)
-        try:
-            async with hook.get_conn() as api:
-                await CustomObjectsApi(api).delete_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    PLURAL,
-                    self.name,
-                    propagation_policy="Foreground",
-                )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-
-    @generic_api_retry  # type: ignore[untyped-decorator]
-    async def _read_mpijob(self, hook: AsyncKubernetesHook) -> dict[str, Any]:
-        # A fresh client per poll: the hook reloads short-lived (exec plugin) credentials.
-        async with hook.get_conn() as api:
-            mpijob: dict[str, Any] = await CustomObjectsApi(api).get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, self.name
-            )
-            return mpijob
-
-    @generic_api_retry  # type: ignore[untyped-decorator]
-    async def _launcher_pods(self, hook: AsyncKubernetesHook) -> list[dict[str, Any]]:
-        async with hook.get_conn() as api:
-            # The JSON as the API wrote it, like the MPIJob's: no client-side model validation
-            # to trip over, so an odd pod cannot turn "bad input" into "the wait failed".
-            response = cast(
-                ClientResponse,  # what _preload_content=False hands back
-                await CoreV1Api(api).list_namespaced_pod(
-                    self.namespace,
-                    label_selector=LAUNCHER_SELECTOR.format(name=self.name),
-                    _preload_content=False,
-                ),
-            )
-            if response.status != 200:
-                raise ApiException(status=response.status, reason=response.reason)
-            pods: list[dict[str, Any]] = (await response.json())["items"]
-            return pods
+        self.log.info("MPIJob %s/%s: the task was killed", self.namespace, self.name)
+        await self._hook().delete_mpijob(self.name, self.namespace)
 
     def _event(self, **fields: Any) -> TriggerEvent:
         payload = {"name": self.name, "namespace": self.namespace, **fields}

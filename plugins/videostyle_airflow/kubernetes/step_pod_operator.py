@@ -15,10 +15,10 @@ What it adds, and no more:
   the task then has publication's links and announces the output (see publication).
 """
 
-import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -26,40 +26,18 @@ from airflow.providers.cncf.kubernetes.utils.container import get_container_stat
 from airflow.sdk import Context
 from airflow.sdk.bases.xcom import BaseXCom
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
-from airflow.sdk.log import mask_secret
 from kubernetes.client import models as k8s
-from kubernetes.client.exceptions import ApiException
 
 from videostyle.errors import failure_reason
 from videostyle_airflow import credentials, publication
 from videostyle_airflow.config import BLOB_CONN_ID
-from videostyle_airflow.kubernetes.mpijob_operator import (
-    TASK_RUN_LABEL,
-    attempt_name,
-    env_secret_name,
-    task_run_hash,
-)
+from videostyle_airflow.kubernetes.hook import VideostyleKubernetesHook, owner_reference, try_names
 from videostyle_airflow.kubernetes.pod_spec import active_deadline_seconds
 from videostyle_airflow.step_failure import BAD_INPUT_EXIT_CODE, step_failure
 
 # Lines read back from the end of the log to find the result or failure line (stderr may
 # follow it).
 RESULT_TAIL_LINES = 20
-
-
-def _run_hash(context: Context) -> str:
-    ti = context["ti"]
-    return task_run_hash(
-        dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=ti.map_index
-    )
-
-
-def try_secret_name(context: Context) -> str:
-    """The Secret of this try's env: named as the MPIJob operator names its own."""
-    ti = context["ti"]
-    return env_secret_name(
-        attempt_name(task_id=ti.task_id, run_hash=_run_hash(context), try_number=ti.try_number)
-    )
 
 
 class StepPodOperator(KubernetesPodOperator):
@@ -90,6 +68,16 @@ class StepPodOperator(KubernetesPodOperator):
         if returns_result_line:
             self.operator_extra_links = publication.LINKS
         self._env_secret: str | None = None  # for on_kill
+
+    @cached_property
+    def hook(self) -> VideostyleKubernetesHook:
+        """The provider's hook, as KubernetesPodOperator makes it, with the try's Secrets."""
+        return VideostyleKubernetesHook(
+            conn_id=self.kubernetes_conn_id,
+            in_cluster=self.in_cluster,
+            config_file=self.config_file,
+            cluster_context=self.cluster_context,
+        )
 
     def execute(self, context: Context) -> Any:
         self._create_env_secret(context)
@@ -124,7 +112,7 @@ class StepPodOperator(KubernetesPodOperator):
         pod = super().build_pod_request_obj(context, dry_run=dry_run)
         if context is not None:
             base = next(c for c in pod.spec.containers if c.name == self.base_container_name)
-            secret = k8s.V1SecretEnvSource(name=try_secret_name(context))
+            secret = k8s.V1SecretEnvSource(name=try_names(context["ti"]).secret)
             base.env_from = [*(base.env_from or []), k8s.V1EnvFromSource(secret_ref=secret)]
         return pod
 
@@ -174,15 +162,12 @@ class StepPodOperator(KubernetesPodOperator):
         return reasons[-1] if reasons else None
 
     def _log_tail(self, pod: k8s.V1Pod) -> str:
-        # Raw: the client's own decoding of a log turns it into the repr of its bytes.
-        response = self.client.read_namespaced_pod_log(
+        return self.hook.pod_log_tail(
             pod.metadata.name,
             pod.metadata.namespace,
             container=self.base_container_name,
-            tail_lines=RESULT_TAIL_LINES,
-            _preload_content=False,
+            lines=RESULT_TAIL_LINES,
         )
-        return bytes(response.data).decode(errors="replace")
 
     @contextmanager
     def _env_secret_until_done(self, context: Context) -> Iterator[None]:
@@ -195,7 +180,7 @@ class StepPodOperator(KubernetesPodOperator):
             raise
         finally:
             if not deferred:
-                self._delete_secret(try_secret_name(context))
+                self._delete_secret(try_names(context["ti"]).secret)
 
     def _create_env_secret(self, context: Context) -> None:
         env = credentials.step_env(
@@ -203,68 +188,33 @@ class StepPodOperator(KubernetesPodOperator):
             conn_id=self.wasb_conn_id,
             ttl=credentials.credential_ttl(self.execution_timeout),
         )
-        for value in env.values():
-            mask_secret(base64.b64encode(value.encode()).decode())  # as a Secret's data travels
-        name = try_secret_name(context)
-        body = k8s.V1Secret(
-            metadata=k8s.V1ObjectMeta(
-                name=name,
-                namespace=self.namespace,
-                labels={**self.labels, TASK_RUN_LABEL: _run_hash(context)},
-            ),
-            type="Opaque",
-            immutable=True,
-            string_data=env,
+        names = try_names(context["ti"])
+        self.hook.create_try_secret(
+            names.secret, self.namespace, env, run_hash=names.run_hash, labels=self.labels
         )
-        self.log.info("Creating Secret %s/%s with %s", self.namespace, name, ", ".join(env))
-        # Unread response: the client logs bodies it reads at DEBUG, and this one holds the SAS.
-        self.client.create_namespaced_secret(self.namespace, body, _preload_content=False)
-        self._env_secret = name
+        self._env_secret = names.secret
 
     def _settle_env_secrets(self, pod: k8s.V1Pod, context: Context) -> None:
         """The Secrets of this task run's tries: those the pod reads become the pod's, the others
         go (earlier tries' leftovers, and this try's own where the pod is an earlier try's)."""
-        live = self.client.read_namespaced_pod(pod.metadata.name, pod.metadata.namespace)
+        live = self.hook.get_pod(pod.metadata.name, pod.metadata.namespace)
         read = _secrets_read_by(live)
-        owner = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "name": live.metadata.name,
-            "uid": live.metadata.uid,
-        }
-        for name in self._task_run_secrets(context):
+        owner = owner_reference(
+            api_version="v1", kind="Pod", name=live.metadata.name, uid=live.metadata.uid
+        )
+        for name in self.hook.task_run_secrets(try_names(context["ti"]).run_hash, self.namespace):
             if name in read:
-                # Garbage-collected with the pod. No blockOwnerDeletion: that would need RBAC on
-                # pods/finalizers, and the collector deletes it anyway.
+                # Garbage-collected with the pod.
                 self.log.info(
                     "Secret %s/%s is owned by pod %s", self.namespace, name, owner["name"]
                 )
-                body = {"metadata": {"ownerReferences": [owner]}}
-                # Unread response: it echoes the Secret's data.
-                self.client.patch_namespaced_secret(
-                    name, self.namespace, body, _preload_content=False
-                )
+                self.hook.own_secret(name, self.namespace, owner)
             else:
                 self.log.info("Secret %s/%s is not pod %s's", self.namespace, name, owner["name"])
                 self._delete_secret(name)
 
-    def _task_run_secrets(self, context: Context) -> list[str]:
-        """The names of the Secrets of every try of this task run."""
-        # Unread response: it holds the Secrets' data, which the client logs at DEBUG.
-        response = self.client.list_namespaced_secret(
-            self.namespace,
-            label_selector=f"{TASK_RUN_LABEL}={_run_hash(context)}",
-            _preload_content=False,
-        )
-        return [str(item["metadata"]["name"]) for item in json.loads(response.data)["items"]]
-
     def _delete_secret(self, name: str) -> None:
-        self.log.info("Deleting Secret %s/%s", self.namespace, name)
-        try:
-            self.client.delete_namespaced_secret(name, self.namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        self.hook.delete_secret(name, self.namespace)
         if name == self._env_secret:
             self._env_secret = None
 

@@ -1,158 +1,44 @@
 """The MPIJob operator's whole life against an EMULATED Kubernetes API (kmock, real HTTP).
 
-The operator and its trigger run unchanged, with the real `kubernetes` clients and the
-provider's hooks; the API server is kmock's in-memory emulator (see conftest.py), and the
-tests play the MPI Operator by writing the MPIJob's status. The task runner is reduced to
-the context the operator reads (`task_context`), and the triggerer to rebuilding the trigger
-from its serialized form and running it to its first event (`run_in_triggerer`).
+The operator and its trigger run unchanged, with the real `kubernetes` clients and the hooks;
+the API server is kmock's in-memory emulator (see conftest.py), and the tests play the MPI
+Operator and the triggerer (see mpijob_doubles.py). The trigger's own tests are in
+test_mpijob_trigger.py, the hook's in test_hook.py.
 """
 
-import asyncio
-import base64
-import importlib
-import json
 import logging
 import re
-from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
-import kmock
 import pytest
-from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from tests.dags.kubernetes.conftest import (
-    MPIJOBS,
-    NAMESPACE,
-    PODS,
-    SECRETS,
-    EmulatedKubernetes,
+from tests.dags.kubernetes.conftest import MPIJOBS, NAMESPACE, PODS, SECRETS, EmulatedKubernetes
+from tests.dags.kubernetes.mpijob_doubles import (
+    MPIJOBS_PATH,
+    PODS_PATH,
+    RUN_HASH,
+    RUN_ID,
+    SAS,
+    SAS_B64,
+    SCORE_MPIJOB,
+    SECRET_ENV,
+    SECRETS_PATH,
+    TASK_ID,
+    calls,
+    conditions,
+    defer,
+    deletion,
+    launcher_pod,
+    mpijob_calls,
+    name_of_try,
+    run_in_triggerer,
+    score_operator,
+    stamped,
+    task_context,
 )
-from tests.dags.operator_doubles import TaskInstance
-from videostyle_airflow.kubernetes.mpijob_operator import (
-    ENV_SECRET_PLACEHOLDER,
-    MPIJobOperator,
-    attempt_name,
-    env_from_attempt_secret,
-    env_secret_name,
-    task_run_hash,
-)
-from videostyle_airflow.kubernetes.mpijob_trigger import MPIJobTrigger
-
-DAG_ID, RUN_ID, TASK_ID = "videostyle_process", "manual__2026-01-01T00:00:00+00:00", "score"
-RUN_HASH = task_run_hash(dag_id=DAG_ID, run_id=RUN_ID, task_id=TASK_ID, map_index=-1)
-MPIJOBS_PATH = f"/apis/kubeflow.org/v2beta1/namespaces/{NAMESPACE}/mpijobs"
-SECRETS_PATH = f"/api/v1/namespaces/{NAMESPACE}/secrets"
-PODS_PATH = f"/api/v1/namespaces/{NAMESPACE}/pods"
-SAS = "sv=2025-01-05&se=2026-01-01T01%3A00%3A00Z&sr=c&sp=rwl&sig=dGhpcyBpcyBhIHNpZ25hdHVyZQ%3D%3D"
-SECRET_ENV = {"VIDEOSTYLE_SAS_TOKEN": SAS}
-SAS_B64 = base64.b64encode(SAS.encode()).decode()
-# What a spec builder hands the operator: the Launcher gets the attempt's Secret as env.
-SCORE_MPIJOB: dict[str, Any] = {
-    "metadata": {"labels": {"kueue.x-k8s.io/queue-name": "gpu"}},
-    "spec": {
-        "slotsPerWorker": 1,
-        "launcherCreationPolicy": "WaitForWorkersReady",
-        "runPolicy": {"cleanPodPolicy": "Running"},
-        "mpiReplicaSpecs": {
-            "Launcher": {
-                "replicas": 1,
-                "template": {
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "launcher",
-                                "image": "videostyle-worker",
-                                "envFrom": [env_from_attempt_secret()],
-                            }
-                        ]
-                    }
-                },
-            },
-            "Worker": {
-                "replicas": 2,
-                "template": {
-                    "spec": {"containers": [{"name": "worker", "image": "videostyle-worker"}]}
-                },
-            },
-        },
-    },
-}
-
-
-def task_context(try_number: int = 1) -> Context:
-    """The slice of the task runner's context the operator reads."""
-    ti = TaskInstance(
-        dag_id=DAG_ID,
-        run_id=RUN_ID,
-        task_id=TASK_ID,
-        map_index=-1,
-        try_number=try_number,
-    )
-    return cast(Context, {"ti": ti})
-
-
-def name_of_try(try_number: int) -> str:
-    return attempt_name(task_id=TASK_ID, run_hash=RUN_HASH, try_number=try_number)
-
-
-def score_operator(**kwargs: Any) -> MPIJobOperator:
-    options: dict[str, Any] = {"mpijob": SCORE_MPIJOB, "secret_env": SECRET_ENV} | kwargs
-    return MPIJobOperator(task_id=TASK_ID, poll_interval=0.01, **options)
-
-
-def defer(operator: MPIJobOperator, context: Context) -> MPIJobTrigger:
-    """Run `execute` up to its deferral; return the trigger it defers to."""
-    with pytest.raises(TaskDeferred) as deferred:
-        operator.execute(context)
-    assert deferred.value.method_name == "execute_complete"
-    return cast(MPIJobTrigger, deferred.value.trigger)
-
-
-def rebuild(trigger: MPIJobTrigger) -> MPIJobTrigger:
-    """The trigger as the triggerer builds it: from its class path and JSON-stored kwargs."""
-    classpath, kwargs = trigger.serialize()
-    module, _, name = classpath.rpartition(".")
-    trigger_class = getattr(importlib.import_module(module), name)
-    return cast(MPIJobTrigger, trigger_class(**json.loads(json.dumps(kwargs))))
-
-
-def run_in_triggerer(trigger: MPIJobTrigger) -> dict[str, Any]:
-    """Run the rebuilt trigger to its first event; return the event's payload, JSON-stored."""
-
-    async def first_event() -> Any:
-        return (await anext(aiter(rebuild(trigger).run()))).payload
-
-    return cast(dict[str, Any], json.loads(json.dumps(asyncio.run(first_event()))))
-
-
-def conditions(*reasons: str, failed: str | None = None) -> dict[str, Any]:
-    """An MPIJob status with True conditions of these reasons (type: the reason's word)."""
-    types = {
-        "MPIJobCreated": "Created",
-        "MPIJobRunning": "Running",
-        "MPIJobSuspended": "Suspended",
-        "MPIJobSucceeded": "Succeeded",
-    }
-    listed = [{"type": types[r], "status": "True", "reason": r, "message": r} for r in reasons]
-    if failed:
-        listed.append({"type": "Failed", "status": "True", "reason": failed, "message": failed})
-    return {"conditions": listed}
-
-
-def calls(kube: EmulatedKubernetes, start: int = 0) -> list[tuple[str, str, dict[str, str]]]:
-    """The requests the emulator received: method, path and query."""
-    return [(r.method.value, r.url.path, dict(r.params)) for r in kube.requests()[start:]]
-
-
-def mpijob_calls(kube: EmulatedKubernetes) -> list[tuple[str, str, dict[str, str]]]:
-    """The requests about MPIJobs and Secrets: not the pod reads that follow the launcher's log,
-    which run beside the polls."""
-    return [call for call in calls(kube) if not call[1].startswith(PODS_PATH)]
-
-
-def deletion(name: str) -> tuple[str, str, dict[str, str]]:
-    return ("DELETE", f"{MPIJOBS_PATH}/{name}", {"propagationPolicy": "Foreground"})
+from videostyle_airflow.kubernetes.hook import env_secret_name
+from videostyle_airflow.kubernetes.mpijob_operator import ENV_SECRET_PLACEHOLDER, MPIJobOperator
 
 
 def test_mpijob_is_created_waited_on_deferred_succeeds_and_is_deleted__emulated_api(
@@ -273,40 +159,6 @@ def test_a_retry_deletes_the_earlier_try_s_leftover_and_runs_under_a_fresh_name_
     assert set(kube.objects(SECRETS)) == {env_secret_name(second.name)}
 
 
-def launcher_pod(kube: EmulatedKubernetes, mpijob: str, **status: Any) -> str:
-    """Play the MPI Operator: the launcher pod of `mpijob`, with this status; its name."""
-    name = f"{mpijob}-launcher-x7k2p"
-    kube.put(
-        PODS,
-        {
-            "metadata": {
-                "name": name,
-                "labels": {
-                    "training.kubeflow.org/job-name": mpijob,
-                    "training.kubeflow.org/job-role": "launcher",
-                },
-                # Really owned by the launcher Job, which the MPIJob owns.
-                "ownerReferences": [
-                    {
-                        "apiVersion": "kubeflow.org/v2beta1",
-                        "kind": "MPIJob",
-                        "name": mpijob,
-                        "uid": kube.objects(MPIJOBS)[mpijob]["metadata"]["uid"],
-                    }
-                ],
-            },
-            "spec": {"containers": [{"name": "launcher", "image": "videostyle-worker"}]},
-            "status": status,
-        },
-    )
-    return name
-
-
-def stamped(lines: list[str]) -> list[str]:
-    """Lines as the API serves a log with timestamps=true (kubelet format, a ms apart)."""
-    return [f"2026-01-01T10:00:00.{i:03d}000000Z {line}" for i, line in enumerate(lines)]
-
-
 def test_launcher_exiting_with_bad_input_code_fails_without_retry_saying_why__emulated_api(
     kubernetes_connection: EmulatedKubernetes,
 ) -> None:
@@ -364,104 +216,6 @@ def test_without_a_reason_in_its_log_the_bad_input_code_still_fails_without_retr
     assert context["ti"].xcoms == {}
 
 
-def play_a_run_that_ends_after_log_reads(
-    kube: EmulatedKubernetes, mpijob: str, pod: str, reads: int, serve: Any
-) -> list[kmock.Request]:
-    """The MPIJob runs until the launcher's log has been asked for `reads` times, then succeeds;
-    each ask is answered by `serve(n)`, n counting from 1. Returns the log requests."""
-    asked: list[kmock.Request] = []
-
-    def answer(request: kmock.Request) -> Any:
-        asked.append(request)
-        return serve(len(asked))
-
-    def advance(request: kmock.Request) -> None:
-        if request.action == kmock.action.FETCH and request.resource == MPIJOBS:
-            done = len(asked) >= reads
-            status = conditions("MPIJobCreated", "MPIJobSucceeded" if done else "MPIJobRunning")
-            kube.server.objects[MPIJOBS, NAMESPACE, mpijob]["status"] = status
-
-    kube.server[f"get {PODS_PATH}/{pod}/log"] << answer
-    kube.server.before_serving.append(advance)
-    return asked
-
-
-RANKS_LOG = stamped(
-    [
-        "2026-01-01 10:00:00,000 videostyle.steps.score INFO rank 0/2: 3 units, 0 already done",
-        "2026-01-01 10:00:01,000 videostyle.progress INFO "
-        "progress rank 0/2: 0/50 frames (0%), 0.0 frames/s, ETA unknown",
-        "2026-01-01 10:00:01,000 videostyle.progress INFO "
-        "progress rank 1/2: 0/50 frames (0%), 0.0 frames/s, ETA unknown",
-        "2026-01-01 10:00:06,000 videostyle.progress INFO "
-        "progress rank 0/2: 20/50 frames (40%), 4.0 frames/s, ETA 8 s",
-        "2026-01-01 10:00:06,000 videostyle.progress INFO "
-        "progress rank 1/2: 18/50 frames (36%), 3.6 frames/s, ETA 9 s",
-        "2026-01-01 10:00:14,000 videostyle.progress INFO "
-        "progress rank 0/2: 50/50 frames (100%), 4.1 frames/s, ETA 0 s",
-        "2026-01-01 10:00:15,000 videostyle.progress INFO "
-        "progress rank 1/2: 50/50 frames (100%), 3.7 frames/s, ETA 0 s",
-    ]
-)
-
-
-def test_the_launchers_log_streams_into_the_task_log_once_with_the_jobs_progress__emulated_api(
-    kubernetes_connection: EmulatedKubernetes, capsys: pytest.CaptureFixture[str]
-) -> None:
-    kube = kubernetes_connection
-    # Bounded: a trigger that stopped reading the log would wait forever here.
-    trigger = defer(score_operator(wait_timeout=timedelta(seconds=30)), task_context())
-    pod = launcher_pod(kube, trigger.name, phase="Running")
-    # The log grows by two lines between reads, and each answer repeats all of it, as if the
-    # API ignored sinceSeconds: lines already copied must not be copied again.
-    asked = play_a_run_that_ends_after_log_reads(
-        kube,
-        trigger.name,
-        pod,
-        reads=3,
-        serve=lambda n: "\n".join(RANKS_LOG[: 3 + 2 * n]).encode(),
-    )
-
-    event = run_in_triggerer(trigger)
-    assert score_operator().execute_complete(task_context(), event) == trigger.name
-    assert event["failure"] is None
-
-    task_log = capsys.readouterr().out
-    for line in RANKS_LOG:
-        assert task_log.count(line.partition(" ")[2]) == 1, line
-    jobs = re.findall(r"progress job: [^\[]*?(?= +\[)", task_log)
-    assert jobs[0] == "progress job: 0/100 frames (0%), 0.0 frames/s, ETA unknown"
-    assert jobs[-1] == "progress job: 100/100 frames (100%), 7.8 frames/s, ETA 0 s"
-    assert len(asked) >= 3  # while it ran, and once more at its end
-    params = [dict(request.params) for request in asked]
-    assert all(p["container"] == "launcher" and p["timestamps"] == "True" for p in params)
-    assert "sinceSeconds" not in params[0]
-    assert all(int(p["sinceSeconds"]) >= 10 for p in params[1:])
-
-
-def test_a_launcher_log_that_cannot_be_read_is_a_warning_not_a_failure__emulated_api(
-    kubernetes_connection: EmulatedKubernetes, capsys: pytest.CaptureFixture[str]
-) -> None:
-    kube = kubernetes_connection
-    # Bounded: a trigger that stopped reading the log would wait forever here.
-    trigger = defer(score_operator(wait_timeout=timedelta(seconds=30)), task_context())
-    pod = launcher_pod(kube, trigger.name, phase="Running")
-    asked = play_a_run_that_ends_after_log_reads(  # no pods/log in the role, say
-        kube, trigger.name, pod, reads=3, serve=lambda n: kmock.Response(status=403)
-    )
-
-    event = run_in_triggerer(trigger)
-    assert score_operator().execute_complete(task_context(), event) == trigger.name
-
-    task_log = capsys.readouterr().out
-    warning = (
-        f"Cannot read the launcher's log of MPIJob {trigger.name}: "
-        "the Kubernetes API answered 403 Forbidden"
-    )
-    assert task_log.count(warning) == 1  # said once, not at every read
-    assert len(asked) >= 3
-
-
 def test_without_deferring_the_worker_waits_with_the_same_trigger__emulated_api(
     kubernetes_connection: EmulatedKubernetes,
 ) -> None:
@@ -478,22 +232,6 @@ def test_without_deferring_the_worker_waits_with_the_same_trigger__emulated_api(
         *[("GET", f"{MPIJOBS_PATH}/{name}", {})] * 2,
         deletion(name),
     ]
-
-
-def test_a_job_never_admitted_times_out_for_a_retry_and_is_deleted__emulated_api(
-    kubernetes_connection: EmulatedKubernetes,
-) -> None:
-    kube = kubernetes_connection
-    trigger = defer(score_operator(wait_timeout=timedelta(seconds=0.5)), task_context())
-    # Kueue keeps it suspended: the operator keeps waiting, until its deadline.
-    kube.report_statuses(trigger.name, [conditions("MPIJobCreated", "MPIJobSuspended")])
-
-    event = run_in_triggerer(trigger)
-    with pytest.raises(AirflowException, match="still MPIJobSuspended at the deadline"):
-        score_operator().execute_complete(task_context(), event)
-    assert kube.objects(MPIJOBS) == {}
-    polls = [c for c in calls(kube) if c[0] == "GET" and c[1] == f"{MPIJOBS_PATH}/{trigger.name}"]
-    assert len(polls) > 1
 
 
 def test_an_mpijob_deleted_behind_the_operator_s_back_is_a_retryable_failure__emulated_api(
@@ -524,18 +262,6 @@ def test_on_kill_deletes_the_mpijob_it_created__emulated_api(
     assert kube.objects(SECRETS) == {}
 
 
-def test_killing_the_deferred_task_deletes_the_mpijob_from_the_triggerer__emulated_api(
-    kubernetes_connection: EmulatedKubernetes,
-) -> None:
-    kube = kubernetes_connection
-    trigger = defer(score_operator(), task_context())
-
-    asyncio.run(rebuild(trigger).on_kill())
-
-    assert calls(kube)[-1] == deletion(trigger.name)
-    assert kube.objects(MPIJOBS) == {}
-
-
 @pytest.mark.parametrize(
     ("mpijob", "secret_env"),
     [({"spec": {}}, SECRET_ENV), (SCORE_MPIJOB, None)],
@@ -557,28 +283,3 @@ def test_an_mpijob_body_naming_itself_is_refused() -> None:
         MPIJobOperator(task_id=TASK_ID, mpijob={"metadata": {"name": "fixed"}, "spec": {}})
     with pytest.raises(ValueError, match="v2beta1"):
         MPIJobOperator(task_id=TASK_ID, mpijob={"apiVersion": "kubeflow.org/v1", "spec": {}})
-
-
-# The MPI Operator names a Service after the MPIJob (an RFC 1035 label) and its workers'
-# hostnames `<name>-worker-<index>` (RFC 1123 labels, at most 63 characters).
-DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-
-
-@pytest.mark.parametrize("task_id", ["score", "Score_Video.step-2", "9lives", "x" * 250, "__"])
-def test_attempt_names_are_dns_labels_with_room_for_worker_hostnames(task_id: str) -> None:
-    name = attempt_name(task_id=task_id, run_hash="0123456789", try_number=12)
-    assert DNS_1035_LABEL.fullmatch(name)
-    assert name.endswith("-0123456789-t12")
-    assert len(f"{name}-worker-9999999") <= 63
-
-
-def test_every_task_run_and_every_try_gets_its_own_name() -> None:
-    hashes = {
-        task_run_hash(dag_id=DAG_ID, run_id=run_id, task_id=task_id, map_index=map_index)
-        for run_id in ("run-a", "run-b")
-        for task_id in ("score", "score2")
-        for map_index in (-1, 0)
-    }
-    assert len(hashes) == 8
-    assert all(re.fullmatch(r"[0-9a-f]{10}", run_hash) for run_hash in hashes)
-    assert len({name_of_try(try_number) for try_number in (1, 2, 3)}) == 3

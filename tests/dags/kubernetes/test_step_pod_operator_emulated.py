@@ -8,6 +8,7 @@ provider's `durable`, on by default) is off but where a test turns it on.
 """
 
 import asyncio
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -20,9 +21,9 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.dags.kubernetes.conftest import NAMESPACE, PODS, SECRETS, EmulatedKubernetes
 from tests.dags.operator_doubles import TaskInstance
+from videostyle_airflow.kubernetes.hook import TASK_RUN_LABEL, try_names
 from videostyle_airflow.kubernetes.launcher import kubernetes_step_operator
-from videostyle_airflow.kubernetes.mpijob_operator import TASK_RUN_LABEL
-from videostyle_airflow.kubernetes.step_pod_operator import StepPodOperator, try_secret_name
+from videostyle_airflow.kubernetes.step_pod_operator import StepPodOperator
 
 ACCOUNT_KEY = "ZmFrZS1hY2NvdW50LWtleQ=="
 RESULT = {"output": "clip/scream.mp4", "report": "clip/scream.json"}
@@ -51,6 +52,11 @@ def task_context(try_number: int = 1) -> Context:
         start_date=datetime.now(UTC),
     )
     return cast(Context, {"ti": ti, "run_id": ti.run_id, "dag": SimpleNamespace()})
+
+
+def try_secret_name(context: Context) -> str:
+    """The Secret of the try's env."""
+    return try_names(context["ti"]).secret
 
 
 def publish_operator(*, durable: bool = False) -> StepPodOperator:
@@ -124,7 +130,7 @@ def test_the_pod_reads_its_tries_sas_secret_and_the_result_reaches_xcom__emulate
 
     secret_name = try_secret_name(context)
     secret = kube.objects(SECRETS)[secret_name]
-    env = secret["stringData"]
+    env = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
     assert sorted(env) == [
         "VIDEOSTYLE_OUTPUTS_CONNECTION_STRING",
         "VIDEOSTYLE_OUTPUTS_URL",
@@ -133,6 +139,7 @@ def test_the_pod_reads_its_tries_sas_secret_and_the_result_reaches_xcom__emulate
     ]
     assert "SharedAccessSignature=" in env["VIDEOSTYLE_WORK_CONNECTION_STRING"]
     assert ACCOUNT_KEY not in json.dumps(secret)
+    assert ACCOUNT_KEY not in json.dumps(env)
     container = kube.objects(PODS)[pod]["spec"]["containers"][0]
     assert container["envFrom"] == [{"secretRef": {"name": secret_name}}]
     assert "sig=" not in json.dumps(kube.objects(PODS)[pod])

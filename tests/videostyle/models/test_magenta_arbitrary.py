@@ -311,7 +311,7 @@ def test_full_strength_ignores_the_content(predictor: StylePredictor) -> None:
 def test_strength_out_of_range_is_a_bad_parameter(
     predictor: StylePredictor, strength: float
 ) -> None:
-    with pytest.raises(BadParameterError, match="between 0 and 1"):
+    with pytest.raises(BadParameterError, match=r"bad parameter strength=.*: outside \[0, 1\]"):
         style_vector(photo("coffee"), strength, photo("astronaut"), predictor=predictor)
 
 
