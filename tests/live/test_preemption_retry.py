@@ -14,7 +14,6 @@ their argv and by their PMI rank.
 import json
 import os
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from tests.live.api import AirflowApi
-from tests.media import CLIP_RATE, decode_rgb
-from tests.videostyle.test_preemption import (
+from tests.media import decode_rgb, make_clip
+from tests.processes import (
     Process,
     alive,
     argv,
@@ -51,16 +50,6 @@ WORLD_END_S = 120
 UNITS = 10
 CLIP_FRAMES = 2 * 5 * Settings.model_fields["max_unit_frames"].default
 KILLED, STRAIGHT = "preemption/killed.mp4", "preemption/straight.mp4"
-
-
-def _tiny_clip(path: Path) -> Path:
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-         f"testsrc2=size=64x36:rate={CLIP_RATE},trim=end_frame={CLIP_FRAMES}",
-         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "12", str(path)],
-        check=True,
-    )  # fmt: skip
-    return path
 
 
 def _run_of(api: AirflowApi, video: str) -> dict[str, Any]:
@@ -112,7 +101,9 @@ def test_a_killed_rank_is_retried_by_airflow_to_an_identical_video(
     api: AirflowApi, blob_service: BlobServiceClient, tmp_path: Path
 ) -> None:
     assert DEFAULT_RANKS == 2
-    clip = _tiny_clip(tmp_path / "clip.mp4").read_bytes()
+    clip = make_clip(
+        tmp_path / "clip.mp4", frames=CLIP_FRAMES, audio=False, size=(64, 36)
+    ).read_bytes()
     for name in (STRAIGHT, KILLED):  # the same content, twice
         blob_service.get_blob_client("videos-in", name).upload_blob(clip, overwrite=True)
 

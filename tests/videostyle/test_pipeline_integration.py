@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.media import decode_rgb, frame_times, make_clip, psnr, stream_info
-from tests.videostyle.test_preemption import (
+from tests.processes import (
     Process,
     alive,
     freeze,
@@ -18,8 +18,8 @@ from tests.videostyle.test_preemption import (
     tree,
     wait_until,
 )
+from videostyle.commands import process_env, step_argv
 from videostyle.defaults import BUILTIN_MODEL
-from videostyle.launch import step_argv, step_env
 from videostyle.media.frames import FrameEncoder
 from videostyle.models.registry import load_model
 from videostyle.plan import load_plan
@@ -42,7 +42,7 @@ def pipeline_env(blob_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def cli(step: str, *args: str, ranks: int = 1) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         step_argv(step, list(args), ranks=ranks),
-        env=step_env(),
+        env=process_env(),
         capture_output=True,
         text=True,
         timeout=600,
@@ -151,7 +151,7 @@ def test_killed_scoring_resumes_redoing_only_missing_units(
 
     scoring = subprocess.Popen(
         step_argv("score", ["--job", "job-resume"], ranks=RANKS),
-        env=step_env(),
+        env=process_env(),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -11,7 +11,6 @@ import ast
 import contextlib
 import os
 import re
-import signal
 import socket
 import subprocess
 import time
@@ -25,7 +24,9 @@ import pytest
 from scripts.azurite import azurite_connection_string, free_port
 from tests.conftest import start_azurite
 from tests.media import decode_rgb
-from videostyle.launch import step_argv, step_env
+from tests.processes import freeze, kill_all, thaw, tree, world_ranks
+from videostyle.commands import process_env as step_env
+from videostyle.commands import step_argv
 from videostyle.plan import load_plan
 from videostyle.settings import Settings
 from videostyle.storage import Stores
@@ -159,59 +160,6 @@ def uploads(attempts: list[Attempt], *, answered: bool | None = None) -> set[str
     }
 
 
-def tree(root: int) -> dict[int, str]:
-    """`root` and its descendants, with their state letter (R, S, T...). mpirun's proxy and
-    each rank run in sessions of their own: a process group holds only mpirun itself."""
-    parents, states = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # not a process, or one that just ended
-            continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        parents[int(entry.name)], states[int(entry.name)] = int(ppid), state
-    found, todo = {}, [root]
-    while todo:
-        pid = todo.pop()
-        if pid in states:
-            found[pid] = states[pid]
-            todo += [child for child, parent in parents.items() if parent == pid]
-    return found
-
-
-def signal_tree(root: int, signum: signal.Signals) -> None:
-    for pid in tree(root):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-
-def freeze(root: int) -> dict[int, str]:
-    """SIGSTOP `root` and every descendant, until all are stopped: a stopped process forks no
-    more, so none is left running. Returns the stopped tree."""
-    deadline = time.monotonic() + 60
-    while True:
-        processes = tree(root)
-        running = [pid for pid, state in processes.items() if state not in ("T", "Z")]
-        if not running:
-            return processes
-        assert time.monotonic() < deadline, f"processes {running} do not stop"
-        for pid in running:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGSTOP)
-        time.sleep(0.05)
-
-
-def rank_pids(processes: dict[int, str]) -> list[int]:
-    """The scoring ranks among `processes` (`python -m mpi4py -m videostyle score`)."""
-    return [
-        pid
-        for pid in processes
-        if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"mpi4py"]
-    ]
-
-
 def listener_inode(port: int) -> str | None:
     """The socket inode listening on 127.0.0.1:`port`, from the kernel's TCP table."""
     local = f"0100007F:{port:04X}"
@@ -304,7 +252,8 @@ def test_a_blob_service_outage_mid_scoring_is_ridden_out(
     try:
         wait_for(lambda: any(map(stores.work.exists, units)), "the first unit", scoring, stderr)
         # Freeze the whole step, so that what is checked holds while the service goes away.
-        assert len(rank_pids(freeze(scoring.pid))) == RANKS
+        frozen = freeze(scoring.pid)
+        assert world_ranks(frozen, "outage") == list(range(RANKS))
         done_before = [u for u in units if stores.work.exists(u)]
         assert 0 < len(done_before) < len(units), "scoring is not midway"
 
@@ -314,7 +263,7 @@ def test_a_blob_service_outage_mid_scoring_is_ridden_out(
         assert listener_inode(azurite.port) is None
         assert refuses(azurite.port)
         before_outage = log_sizes(http)
-        signal_tree(scoring.pid, signal.SIGCONT)
+        thaw(frozen)
 
         # The ranks see the outage: an upload refused, and sent again after the SDK's backoff.
         wait_for(
@@ -330,7 +279,7 @@ def test_a_blob_service_outage_mid_scoring_is_ridden_out(
         assert code == 0, stderr.read_text()[-3000:]
     finally:
         if scoring.poll() is None:
-            signal_tree(scoring.pid, signal.SIGKILL)
+            kill_all(tree(scoring.pid))
             scoring.wait()
 
     during = http_log(http, after=before_outage)
