@@ -33,10 +33,15 @@ system:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt
+# The project itself last, editable: videostyle and videostyle_airflow import from plugins/ in
+# every process of the venv, no PYTHONPATH. Its requirements are requirements.txt's pins, already
+# there (--no-deps); its build backend is the venv's setuptools (torch requires it), so the
+# install needs no index (--no-build-isolation).
+$(BIN)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -52,7 +57,7 @@ test: deps
 # every figure as JSON.
 bench: OUT = bench/results/latest.json
 bench: deps
-	PYTHONPATH=plugins $(BIN)/python -m bench --out "$(OUT)"
+	$(BIN)/python -m bench --out "$(OUT)"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -63,24 +68,23 @@ format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 
 typecheck: $(BIN)/.installed
-	$(BIN)/mypy plugins dags
+	$(BIN)/mypy plugins dags bench scripts
 
 # The live service: Azurite, PostgreSQL and Airflow's four components, all on 127.0.0.1.
 up: deps
-	$(BIN)/python scripts/live_service.py up
+	$(BIN)/python -m scripts.live_service up
 
 down:
-	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/live_service.py down; fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m scripts.live_service down; fi
 
 demo: deps
-	$(BIN)/python scripts/demo.py --model "$(MODEL)" --style "$(STYLE)" --ranks "$(RANKS)" \
+	$(BIN)/python -m scripts.demo --model "$(MODEL)" --style "$(STYLE)" --ranks "$(RANKS)" \
 	  $(if $(VIDEO),--video "$(VIDEO)") $(if $(STYLE_IMAGE),--style-image "$(STYLE_IMAGE)")
 
 # The Kubernetes launcher's objects for a sample run; configure it as in production with
 # AIRFLOW_VAR_VIDEOSTYLE_KUBERNETES='{"image": ...}'.
 k8s-manifests: $(BIN)/.installed
-	AIRFLOW_HOME="$(CURDIR)/.airflow" PYTHONPATH=plugins \
-	  $(BIN)/python -m videostyle_airflow.kubernetes.manifests "$(OUT)"
+	AIRFLOW_HOME="$(CURDIR)/.airflow" $(BIN)/python -m videostyle_airflow.kubernetes.manifests "$(OUT)"
 
 clean:
 	rm -rf .demo .airflow .pytest_cache .ruff_cache .mypy_cache

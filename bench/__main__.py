@@ -137,7 +137,7 @@ def run_model_whole(
     clip of MODEL_CLIP_FRAMES frames at width x height (made in `work` once). One figure on its
     own, e.g.
 
-        PYTHONPATH=plugins .venv/bin/python -c "from pathlib import Path; \\
+        .venv/bin/python -c "from pathlib import Path; \\
             from bench.__main__ import run_model_whole as r; print(r('painting', 640, 360, \\
             Path('/tmp/vb')))"
     """

@@ -16,7 +16,9 @@ from videostyle.models.styles import STYLE_NAMES
 def reference(clip: Path, checkpoint: Path, workdir: Path) -> dict[str, Any]:
     output = workdir / f"reference-{uuid.uuid4().hex[:8]}.mp4"
     argv = [sys.executable, "-m", "bench.reference_baseline", str(clip), str(output)]
-    ran = proc.run([*argv, str(checkpoint), "--crf", str(DEFAULT_CRF)], proc.env())
+    ran = proc.run(
+        [*argv, str(checkpoint), "--crf", str(DEFAULT_CRF)], proc.env(), cwd=proc.BENCH_CWD
+    )
     frames = probe(output, timeout=600).frame_count
     return {
         "frames": frames,

@@ -14,7 +14,7 @@ together once all are warm; their frames/s add up.
 
 One case on its own, e.g. painting at 720p on this machine's cores:
 
-    PYTHONPATH=plugins .venv/bin/python -c "from bench.model_only import *; \
+    .venv/bin/python -c "from bench.model_only import *; \
         print(measure_alone(Case('painting', 1280, 720, 'fp32', 1)))"
 """
 
@@ -185,7 +185,12 @@ def measure_processes(
     ]
     workers = [
         subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=proc.env(), text=True
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=proc.env(),
+            cwd=proc.BENCH_CWD,
+            text=True,
         )
         for _ in range(case.processes)
     ]

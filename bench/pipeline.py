@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import proc
+from videostyle.commands import step_argv
 from videostyle.defaults import BUILTIN_MODEL, DEFAULT_CRF
-from videostyle.launch import step_argv
 from videostyle.models.base import Prepared
 from videostyle.models.registry import model_argument
 from videostyle.pipeline import local_style_image

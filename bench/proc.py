@@ -1,6 +1,5 @@
 """Subprocesses of the benchmark: their environment, and the wall and CPU time they take."""
 
-import os
 import resource
 import subprocess
 import time
@@ -8,16 +7,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from videostyle.launch import step_env
+from videostyle.commands import process_env as step_env
 
 ROOT = Path(__file__).resolve().parents[1]
+# `python -m` puts its working directory first on sys.path: the root makes `bench` importable.
+BENCH_CWD = ROOT
 
 
 def env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """A step's environment (the library importable), with the benchmark importable too."""
-    environ = step_env(extra)
-    environ["PYTHONPATH"] = os.pathsep.join((str(ROOT), environ["PYTHONPATH"]))
-    return environ
+    """A step's environment. The library is installed in the venv (`pip install -e .`); the
+    benchmark's own modules (`python -m bench.X`) import from the repository root, the working
+    directory `run` gives them (BENCH_CWD)."""
+    return step_env(extra)
 
 
 class Ran(NamedTuple):
@@ -26,12 +27,20 @@ class Ran(NamedTuple):
     stdout: str
 
 
-def run(argv: Sequence[str], environ: dict[str, str], *, timeout: float = 900) -> Ran:
+def run(
+    argv: Sequence[str], environ: dict[str, str], *, timeout: float = 900, cwd: Path | None = None
+) -> Ran:
     """Run to completion, or raise with the end of its stderr."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
-        list(argv), env=environ, capture_output=True, text=True, timeout=timeout, check=False
+        list(argv),
+        env=environ,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -1,16 +1,18 @@
-"""One video blob in, one stylized video blob out: preprocess → score (MPI) → stitch → publish.
+"""One video blob in, one styled video blob out: preprocess → score (MPI) → stitch → publish.
 
 Each task launches one step of the videostyle CLI and passes only names on; the steps hand
 their data over through blob storage. Triggered by videostyle_watch, or by hand from the UI.
 """
 
 from datetime import timedelta
+from typing import Any
 
 from airflow.sdk import DAG, Param, chain, get_current_context, task
 
 from videostyle.defaults import BUILTIN_MODEL, DEFAULT_CRF, DEFAULT_RANKS, DEFAULT_STYLE
 from videostyle.models.registry import MODELS
 from videostyle.models.styles import STYLE_NAMES
+from videostyle.steps.table import STEPS, Step
 from videostyle_airflow.claims import record_run_claim
 from videostyle_airflow.config import (
     MAX_ACTIVE_RUNS,
@@ -30,6 +32,50 @@ from videostyle_airflow.publication import PUBLISHED_VIDEOS
 # Rendered per task from the run id: every try of every task of a run names the same job,
 # so a retried score resumes from the units already finished.
 JOB = "{{ run_id | job_id }}"
+# The arguments of the step that plans the job (preprocess): the video and the job's options.
+PLAN_ARGS = [
+    "--job",
+    JOB,
+    "--model",
+    "{{ params.model }}",
+    "--options",
+    "{{ params | model_options }}",
+    "--crf",
+    "{{ params.crf }}",
+    "--ranks",
+    "{{ params.ranks }}",
+    "--",  # whatever the video's name, it is never read as an option
+    "{{ params.video }}",
+]
+# The tasks are the steps table's (videostyle.steps.table), in its order. A step's time limit
+# (its task's execution_timeout), DEFAULT_EXECUTION_TIMEOUT where not given here:
+EXECUTION_TIMEOUTS = {
+    "score": timedelta(hours=4),
+    "publish": timedelta(minutes=15),
+}
+DEFAULT_EXECUTION_TIMEOUT = timedelta(minutes=30)
+# A step under MPI (score) runs on the run's ranks, in the scoring pool; a lost rank or node is
+# the usual failure, and a retry redoes only unfinished units.
+MPI_TASK: dict[str, Any] = {
+    "ranks": "{{ params.ranks }}",
+    "pool": SCORING_POOL,
+    "retries": 3,
+    "retry_delay": timedelta(seconds=15),
+}
+
+
+def task_settings(step: Step) -> dict[str, Any]:
+    """What Airflow adds to a step's task: its time limit, MPI_TASK for a step under MPI, and
+    for the step with a result line (publish) the asset each published video becomes."""
+    settings: dict[str, Any] = {
+        "execution_timeout": EXECUTION_TIMEOUTS.get(step.name, DEFAULT_EXECUTION_TIMEOUT)
+    }
+    if step.mpi:
+        settings |= MPI_TASK
+    if step.result_line:
+        settings["outlets"] = [PUBLISHED_VIDEOS]
+    return settings
+
 
 DOC_MD = f"""
 ### Style one video
@@ -62,7 +108,7 @@ retried, and a retried `score` redoes only the units not finished.
 
 with DAG(
     dag_id=PROCESS_DAG_ID,
-    description="Stylize one video from the inputs container into the outputs container",
+    description="Style one video from the inputs container into the outputs container",
     schedule=None,
     # On from the start: it runs only when triggered, and a paused DAG's runs never start.
     is_paused_upon_creation=False,
@@ -152,45 +198,13 @@ with DAG(
         context = get_current_context()
         record_run_claim(video=context["params"]["video"], run_id=context["run_id"])
 
-    preprocess = step_task(
-        "preprocess",
-        task_id="preprocess",
-        args=[
-            "--job",
-            JOB,
-            "--model",
-            "{{ params.model }}",
-            "--options",
-            "{{ params | model_options }}",
-            "--crf",
-            "{{ params.crf }}",
-            "--ranks",
-            "{{ params.ranks }}",
-            "--",  # whatever the video's name, it is never read as an option
-            "{{ params.video }}",
-        ],
-        execution_timeout=timedelta(minutes=30),
-    )
-    score = step_task(
-        "score",
-        task_id="score",
-        args=["--job", JOB],
-        ranks="{{ params.ranks }}",
-        pool=SCORING_POOL,
-        # A lost rank or node is the usual failure; a retry redoes only unfinished units.
-        retries=3,
-        retry_delay=timedelta(seconds=15),
-        execution_timeout=timedelta(hours=4),
-    )
-    stitch = step_task(
-        "stitch", task_id="stitch", args=["--job", JOB], execution_timeout=timedelta(minutes=30)
-    )
-    publish = step_task(
-        "publish",
-        task_id="publish",
-        args=["--job", JOB],
-        execution_timeout=timedelta(minutes=15),
-        # Each published video becomes an asset of its own, its report's figures in the event.
-        outlets=[PUBLISHED_VIDEOS],
-    )
-    chain(record_claim(), preprocess, score, stitch, publish)
+    steps = [
+        step_task(
+            step.name,
+            task_id=step.name,
+            args=PLAN_ARGS if step.job_options else ["--job", JOB],
+            **task_settings(step),
+        )
+        for step in STEPS.values()
+    ]
+    chain(record_claim(), *steps)

@@ -14,24 +14,22 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
-
-from scripts.azurite import (  # noqa: E402 (needs the path above)
+from scripts.azurite import (
     AzuriteError,
     azurite_connection_string,
     free_port,
     start_azurite,
 )
-from scripts.footage import real_clip  # noqa: E402
-from videostyle.defaults import BUILTIN_MODEL, DEFAULT_STYLE  # noqa: E402
-from videostyle.media.ffmpeg import probe  # noqa: E402
-from videostyle.models.registry import MODELS, job_options, output_name  # noqa: E402
-from videostyle.settings import Settings  # noqa: E402
-from videostyle.steps.publish import published_report, sha256_of  # noqa: E402
-from videostyle.storage import Stores  # noqa: E402
-from videostyle_airflow.looks import model_options  # noqa: E402
+from scripts.footage import real_clip
+from videostyle.defaults import BUILTIN_MODEL, DEFAULT_STYLE
+from videostyle.media.ffmpeg import probe
+from videostyle.models.registry import MODELS, job_options, output_name
+from videostyle.settings import Settings
+from videostyle.steps.publish import published_report, sha256_of
+from videostyle.storage import Stores
+from videostyle_airflow.looks import model_options
 
+ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
 BIN = Path(sys.executable).parent
 

@@ -27,13 +27,11 @@ from typing import Any
 import httpx
 from cryptography.fernet import Fernet
 
+from scripts import azurite
+from scripts.azurite import free_port as free_port  # tests/live take it from here
+from videostyle_airflow.config import PROCESS_DAG_ID, WATCH_DAG_ID
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
-
-from scripts import azurite  # noqa: E402 (path above)
-from scripts.azurite import free_port as free_port  # noqa: E402 (tests/live take it from here)
-from videostyle_airflow.config import PROCESS_DAG_ID, WATCH_DAG_ID  # noqa: E402
-
 BIN = Path(sys.executable).parent
 AIRFLOW_COMPONENTS = {
     "api-server": ["api-server", "--workers", "1"],
@@ -161,7 +159,6 @@ class LiveService:
         return {
             **ambient,
             "PATH": path,
-            "PYTHONPATH": str(ROOT / "plugins"),
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),

@@ -1,6 +1,11 @@
-"""python -m videostyle preprocess|score|stitch|publish|run: the one entry point of every step."""
+"""python -m videostyle preprocess|score|stitch|publish|run: the one entry point of every step.
+
+The steps are those of the steps table (videostyle.steps.table); `run` runs them all on local
+files.
+"""
 
 import argparse
+import importlib
 import json
 import logging
 from pathlib import Path
@@ -8,14 +13,15 @@ from typing import Any
 
 from videostyle.defaults import BUILTIN_MODEL, DEFAULT_CRF, DEFAULT_RANKS, DEFAULT_STYLE
 from videostyle.errors import (
+    BAD_INPUT_EXIT_CODE,
     FAILURE_FORMAT,
-    BadInputError,
     BadParameterError,
     VideostyleError,
     one_line,
 )
 from videostyle.models.registry import MODELS, get_model, model_argument
 from videostyle.settings import Settings
+from videostyle.steps.table import STEPS
 from videostyle.storage import Stores
 
 log = logging.getLogger("videostyle")
@@ -64,16 +70,13 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="videostyle", description=__doc__)
     steps = parser.add_subparsers(dest="step", required=True)
-    pre = steps.add_parser("preprocess", help="validate a video blob and plan its job")
-    pre.add_argument("video", help="blob name in the inputs container")
-    pre.add_argument("--job", required=True)
-    _job_options(pre)
-    for step, text in (
-        ("score", "style this rank's units (run under mpirun)"),
-        ("stitch", "join the units with the source's timing and audio"),
-        ("publish", "put the video and its report in the outputs container"),
-    ):
-        steps.add_parser(step, help=text).add_argument("--job", required=True)
+    for step in STEPS.values():
+        sub = steps.add_parser(step.name, help=step.help)
+        if step.job_options:
+            sub.add_argument("video", help="blob name in the inputs container")
+        sub.add_argument("--job", required=True)
+        if step.job_options:
+            _job_options(sub)
     run = steps.add_parser("run", help="all steps on a local file")
     run.add_argument("input", type=Path)
     run.add_argument("output", type=Path)
@@ -139,51 +142,19 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
         )
         print(json.dumps(report))
         return
-    stores = Stores(settings)
-    if args.step == "preprocess":
-        from videostyle.steps.preprocess import preprocess
-
-        model, options = model_and_options(args)
-        preprocess(
-            stores,
-            settings,
-            video=args.video,
-            job_id=args.job,
-            model=model,
-            options=options,
-            crf=args.crf,
-            ranks=args.ranks,
-        )
-    elif args.step == "score":
-        from mpi4py import MPI
-
-        from videostyle.steps.score import score
-
-        world = MPI.COMM_WORLD
-        local = world.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks sharing this machine
-        score(
-            stores,
-            settings,
-            job_id=args.job,
-            comm=world,
-            local_ranks=local.Get_size(),
-            local_rank=local.Get_rank(),
-        )
-    elif args.step == "stitch":
-        from videostyle.steps.stitch import stitch
-
-        stitch(stores, settings, job_id=args.job)
-    else:
-        from videostyle.steps.publish import publish
-
-        print(json.dumps(publish(stores, settings, job_id=args.job)))
+    step = STEPS[args.step]
+    if step.job_options:
+        args.model, args.options = model_and_options(args)
+    result = importlib.import_module(step.module).from_cli(Stores(settings), settings, args)
+    if step.result_line:
+        print(json.dumps(result))
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse's usage error: the same command line fails every time
-        return BadInputError.exit_code if exc.code == 2 else int(exc.code or 0)
+        return BAD_INPUT_EXIT_CODE if exc.code == 2 else int(exc.code or 0)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)  # else every HTTP request's headers
     try:

@@ -2,6 +2,12 @@
 
 import re
 
+from videostyle.steps.table import STEPS
+
+# The exit code of an unusable input or parameter: retrying cannot help. Every launcher reads
+# it from here.
+BAD_INPUT_EXIT_CODE = 3
+
 
 class VideostyleError(Exception):
     """A failure worth retrying: storage, network, a killed process."""
@@ -12,7 +18,7 @@ class VideostyleError(Exception):
 class BadInputError(VideostyleError):
     """The input itself is unusable (not a video, bad weights): retrying cannot help."""
 
-    exit_code = 3
+    exit_code = BAD_INPUT_EXIT_CODE
 
 
 class BadParameterError(BadInputError):
@@ -22,7 +28,7 @@ class BadParameterError(BadInputError):
 # How the CLI reports a failure, the last line it logs ("<step> failed: <reason>", the reason
 # by one_line), and how launchers find that line again in its output to say why a task failed.
 FAILURE_FORMAT = "%s failed: %s"
-_FAILURE_LINE = re.compile(r"(?:^|\s)(?:preprocess|score|stitch|publish|run) failed: (.+)")
+_FAILURE_LINE = re.compile(rf"(?:^|\s)(?:{'|'.join([*STEPS, 'run'])}) failed: (.+)")
 
 
 def one_line(error: BaseException) -> str:

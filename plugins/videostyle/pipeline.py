@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from videostyle.commands import process_env, step_argv
 from videostyle.errors import BadInputError, VideostyleError
-from videostyle.launch import step_argv, step_env
 from videostyle.settings import Settings
 from videostyle.steps.preprocess import preprocess
 from videostyle.steps.publish import publish
@@ -73,7 +73,7 @@ def run_local(
             crf=crf,
             ranks=ranks,
         )
-        env = step_env({f"VIDEOSTYLE_{key.upper()}": value for key, value in urls.items()})
+        env = process_env({f"VIDEOSTYLE_{key.upper()}": value for key, value in urls.items()})
         scored = subprocess.run(
             step_argv("score", ["--job", job_id], ranks=ranks), env=env, check=False
         )

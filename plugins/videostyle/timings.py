@@ -7,9 +7,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from videostyle.plan import Plan
+from videostyle.steps.table import STEPS
 from videostyle.storage import BlobStore
-
-STEPS = ("preprocess", "score", "stitch", "publish")
 
 
 @contextmanager

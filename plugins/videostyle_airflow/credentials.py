@@ -1,7 +1,7 @@
 """Least-privilege storage credentials for one step: short-lived container SAS, never the key.
 
 The Airflow side holds the storage account key (the wasb connection's `connection_string`);
-a step, local child or Kubernetes pod, gets only what `step_env` returns: for each store the
+a step, local child or Kubernetes pod, gets only what `storage_env` returns: for each store the
 step touches, its URL and a SAS connection string for that store's container, carrying just
 the permissions the step needs and expiring soon after the step's timeout. A person gets
 `blob_read_url`: one blob, read only, for a while.
@@ -10,7 +10,7 @@ the permissions the step needs and expiring soon after the step's timeout. A per
 import mimetypes
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Literal, get_args
+from typing import get_args
 
 from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowFailException
@@ -19,29 +19,18 @@ from azure.core.utils import parse_connection_string
 from azure.storage.blob import BlobServiceClient, generate_blob_sas, generate_container_sas
 
 from videostyle.settings import Settings
+from videostyle.steps.table import Store, step
 from videostyle_airflow.config import blob_location
 
-Store = Literal["inputs", "work", "outputs", "styles"]
-
-# What each step does to each store, as Azure's container SAS permission letters (r read,
-# w write, l list). Write includes creating; no step deletes. Asking about a blob that is not
-# there lists (adlfs looks for a folder of that name): without `l` a missing blob reads as a
-# refusal, not as missing. Publish reads the outputs for an earlier run's report, and writes
-# its timing record to work. Preprocess reads a job's style image (the painting model) from
-# styles: a missing one must read as missing, a bad input that quarantines the job.
-GRANTS: Mapping[str, Mapping[Store, str]] = {
-    "preprocess": {"inputs": "rl", "work": "rwl", "styles": "rl"},
-    "score": {"work": "rwl"},
-    "stitch": {"work": "rwl"},
-    "publish": {"work": "rwl", "outputs": "rwl"},
-}
+# What each step does to each store (`Step.grants`, as container SAS permission letters) is
+# stated in the steps table, beside the CLI.
 # Room for the try's queueing and the clocks' skew beyond the step's own time limit.
 TTL_SLACK = timedelta(minutes=15)
 # For a step without an execution_timeout: the process DAG's run timeout.
 DEFAULT_TTL = timedelta(hours=6)
 # Every variable through which a process could find storage credentials (the library's,
 # adlfs's, the Azure CLI's, azure-identity's): a step's environment carries none but those
-# `step_env` sets.
+# `storage_env` sets.
 AMBIENT_CREDENTIAL_VARIABLES = frozenset(
     {
         "AZURE_STORAGE_CONNECTION_STRING",
@@ -85,18 +74,18 @@ def credential_variable(store: Store) -> str:
     return f"VIDEOSTYLE_{store.upper()}_CONNECTION_STRING"
 
 
-def step_env_names(step: str) -> list[str]:
-    """The variables `step_env` sets for `step`, without minting anything."""
+def storage_env_names(name: str) -> list[str]:
+    """The variables `storage_env` sets for step `name`, without minting anything."""
     return [
         name
-        for store in _grants(step)
+        for store in step(name).grants
         for name in (url_variable(store), credential_variable(store))
     ]
 
 
-def step_env(step: str, *, conn_id: str, ttl: timedelta) -> dict[str, str]:
-    """The environment giving `step` its stores: URLs and SAS connection strings (masked)."""
-    grants = _grants(step)
+def storage_env(name: str, *, conn_id: str, ttl: timedelta) -> dict[str, str]:
+    """The environment giving step `name` its stores: URLs and SAS connection strings (masked)."""
+    grants = step(name).grants
     service, key = _signing_account(conn_id)
     endpoint = service.primary_endpoint
     expiry = datetime.now(UTC) + ttl
@@ -163,15 +152,6 @@ def _signing_account(conn_id: str) -> tuple[BlobServiceClient, str]:
 def _protocol(endpoint: str) -> str:
     # Never sent in clear where the account speaks TLS (Azurite speaks plain HTTP).
     return "https" if endpoint.startswith("https://") else "https,http"
-
-
-def _grants(step: str) -> Mapping[Store, str]:
-    try:
-        return GRANTS[step]
-    except KeyError:
-        raise ValueError(
-            f"no storage grants for step {step!r}; known: {', '.join(GRANTS)}"
-        ) from None
 
 
 def _account_connection_string(conn_id: str) -> str:

@@ -1,9 +1,11 @@
 """One seam, many launchers: a step is defined once; configuration picks where it runs.
 
 The DAGs call `step_task` only. Each launcher builds its operator from the same step
-definition (the CLI step, its arguments, its rank count): `local` runs it as a child process
-of the worker, `kubernetes` as a pod, or for scoring as an MPIJob (videostyle_airflow.kubernetes,
-configured by the Variable VIDEOSTYLE_KUBERNETES).
+definition (its row of the steps table, videostyle.steps.table; its arguments; its rank
+count): `local` runs it as a child process of the worker, `kubernetes` as a pod, or for a step
+under MPI (scoring) as an MPIJob (videostyle_airflow.kubernetes, configured by the Variable
+VIDEOSTYLE_KUBERNETES). "Launcher" names this seam only; the MPIJob's "launcher pod" is the MPI
+Operator's own term.
 """
 
 from collections.abc import Callable, Sequence
@@ -11,44 +13,36 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Variable
 
+from videostyle.steps.table import Step
+from videostyle.steps.table import step as step_named
 from videostyle_airflow.config import LAUNCHER_VARIABLE
 from videostyle_airflow.local_step import LocalStepOperator
 
-STEPS = ("preprocess", "score", "stitch", "publish")
-# The CLI contract: publish's last stdout line is JSON naming the blobs it wrote.
-RESULT_STEP = "publish"
 DEFAULT_LAUNCHER = "local"
 
 StepOperatorFactory = Callable[..., BaseOperator]
 
 
 def _local(
-    step: str, *, task_id: str, args: Sequence[str], ranks: int | str, **kwargs: Any
+    step: Step, *, task_id: str, args: Sequence[str], ranks: int | str, **kwargs: Any
 ) -> BaseOperator:
     return LocalStepOperator(
         task_id=task_id,
-        step=step,
+        step=step.name,
         args=args,
         ranks=ranks,
-        returns_result_line=step == RESULT_STEP,
+        returns_result_line=step.result_line,
         **kwargs,
     )
 
 
 def _kubernetes(
-    step: str, *, task_id: str, args: Sequence[str], ranks: int | str, **kwargs: Any
+    step: Step, *, task_id: str, args: Sequence[str], ranks: int | str, **kwargs: Any
 ) -> BaseOperator:
     # Imported here, so that DAGs parsed for the local launcher never load the Kubernetes client.
     from videostyle_airflow.kubernetes.launcher import kubernetes_step_operator
 
-    return kubernetes_step_operator(
-        step,
-        task_id=task_id,
-        args=args,
-        ranks=ranks,
-        returns_result_line=step == RESULT_STEP,
-        **kwargs,
-    )
+    return kubernetes_step_operator(step.name, task_id=task_id, args=args, ranks=ranks, **kwargs)
 
 
 LAUNCHERS: dict[str, StepOperatorFactory] = {"local": _local, "kubernetes": _kubernetes}
@@ -67,9 +61,9 @@ def step_task(
     ranks: int | str = 1,
     **operator_kwargs: Any,
 ) -> BaseOperator:
-    """The operator running CLI step `step` with `args` on `ranks` processes (both templated)."""
-    if step not in STEPS:
-        raise ValueError(f"unknown step {step!r}; the CLI's steps are {', '.join(STEPS)}")
+    """The operator running CLI step `step` with `args` on `ranks` processes (both templated);
+    `ranks` matters to a step of the table that runs under MPI only."""
+    spec = step_named(step)
     launcher = configured_launcher()
     try:
         make = LAUNCHERS[launcher]
@@ -77,4 +71,4 @@ def step_task(
         raise ValueError(
             f"{LAUNCHER_VARIABLE}={launcher!r} names no launcher; known: {', '.join(LAUNCHERS)}"
         ) from None
-    return make(step, task_id=task_id, args=args, ranks=ranks, **operator_kwargs)
+    return make(spec, task_id=task_id, args=args, ranks=ranks, **operator_kwargs)

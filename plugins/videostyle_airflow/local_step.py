@@ -1,26 +1,27 @@
 """The local launcher: one CLI step as a child process of the Airflow worker."""
 
 import contextlib
-import json
 import os
 import shlex
 import signal
 import subprocess
 import threading
+from collections import deque
 from collections.abc import Sequence
 from typing import IO, Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowException
 
-from videostyle.errors import failure_reason
-from videostyle.launch import step_argv, step_env
+from videostyle.commands import process_env, step_argv
+from videostyle.errors import BAD_INPUT_EXIT_CODE, failure_reason
 from videostyle.progress import JobProgress
 from videostyle_airflow import credentials, publication
 from videostyle_airflow.config import BLOB_CONN_ID
-from videostyle_airflow.step_failure import BAD_INPUT_EXIT_CODE, step_failure
+from videostyle_airflow.step_failure import step_failure, step_result
 
 _GRACE_S = 30  # between SIGTERM and SIGKILL: time for mpirun to stop its ranks
+# Stdout lines kept to find the result line in (stderr has lines of its own).
+_RESULT_TAIL_LINES = 20
 
 
 class LocalStepOperator(BaseOperator):
@@ -28,7 +29,7 @@ class LocalStepOperator(BaseOperator):
     Run one videostyle CLI step (`python -m videostyle STEP ARGS`, under mpirun for scoring).
 
     The step never sees the storage account key of the wasb connection `wasb_conn_id`: it gets
-    `credentials.step_env`, short-lived SAS connection strings for just the containers and
+    `credentials.storage_env`, short-lived SAS connection strings for just the containers and
     permissions it needs (masked in the log, never returned), and none of this process's
     account-wide credential variables. Exit code 3 (bad input or parameter) fails the task
     without retries; any other failure raises a retryable error. A failure's message is the
@@ -36,11 +37,12 @@ class LocalStepOperator(BaseOperator):
     FAILURE_XCOM_KEY (see step_failure). The step's output is copied into the task log line by
     line, and the ranks' progress lines are summed into the whole job's (`progress job: ...`).
 
-    :param step: the CLI step: preprocess, score, stitch or publish.
+    :param step: the CLI step, a row of the steps table (videostyle.steps.table).
     :param args: the step's arguments after its name (templated).
     :param ranks: MPI processes for the step (templated; may render to a string).
     :param wasb_conn_id: the wasb connection holding the storage connection string.
-    :param returns_result_line: return the last stdout line, parsed as JSON (it goes to XCom):
+    :param returns_result_line: return the result line, the last JSON object it prints on
+        stdout (it goes to XCom; see steps.table.result_of):
         publish's result, which its extra links open and `publication` announces.
     """
 
@@ -69,13 +71,15 @@ class LocalStepOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         argv = step_argv(self.step, [str(a) for a in self.args], ranks=int(self.ranks))
-        env = credentials.without_ambient_credentials(step_env()) | credentials.step_env(
+        env = credentials.without_ambient_credentials(process_env()) | credentials.storage_env(
             self.step,
             conn_id=self.wasb_conn_id,
             ttl=credentials.credential_ttl(self.execution_timeout),
         )
         self.log.info("Running %s", shlex.join(argv))
-        self._child = subprocess.Popen(
+        output = _StepOutput(operator=self)
+        # Leaving the block closes the child's pipes.
+        with subprocess.Popen(
             argv,
             env=env,
             stdout=subprocess.PIPE,
@@ -85,13 +89,13 @@ class LocalStepOperator(BaseOperator):
             # Its own process group. mpich's hydra gives its proxy and ranks sessions of their
             # own: mpirun forwards SIGTERM to them, and after a SIGKILL its proxy kills them.
             start_new_session=True,
-        )
-        output = _StepOutput(operator=self)
-        try:
-            output.copy(self._child)
-            code = self._child.wait()
-        finally:
-            self._stop_child()
+        ) as child:
+            self._child = child
+            try:
+                output.copy(child)
+                code = child.wait()
+            finally:
+                self._stop_child()
         if code != 0:  # the exception's message, the step's own reason, ends the task log
             raise step_failure(
                 context,
@@ -102,10 +106,7 @@ class LocalStepOperator(BaseOperator):
             )
         if not self.returns_result_line:
             return None
-        try:
-            result = json.loads(output.last_stdout_line)
-        except json.JSONDecodeError as exc:
-            raise AirflowException(f"{self.step} ended without a JSON result line") from exc
+        result = step_result(self.step, output.stdout_tail)
         publication.announce_publication(context, result, outlets=self.outlets)
         return result
 
@@ -135,7 +136,7 @@ class _StepOutput:
         self._progress = JobProgress()
         self._lock = threading.Lock()  # two streams, one log and one progress
         self.failure: str | None = None
-        self.last_stdout_line = ""
+        self.stdout_tail: deque[str] = deque(maxlen=_RESULT_TAIL_LINES)
 
     def copy(self, child: subprocess.Popen[str]) -> None:
         """Copy both streams until the child closes them."""
@@ -151,8 +152,8 @@ class _StepOutput:
             text = line.rstrip("\n")
             with self._lock:
                 self._log.info("%s", text)
-                if stdout and text.strip():
-                    self.last_stdout_line = text
+                if stdout:
+                    self.stdout_tail.append(text)
                 if (reason := failure_reason(text)) is not None:
                     self.failure = reason
                 if (job := self._progress.feed(text)) is not None:

@@ -6,13 +6,14 @@ FAILURE_XCOM_KEY, for the UI's XCom tab. The CLI's bad-input exit code fails the
 retries; any other failure stays retryable.
 """
 
+from collections.abc import Iterable
+from typing import Any
+
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from videostyle.errors import BadInputError
+from videostyle.steps.table import result_of
 
-# The CLI's exit code for an unusable input: retrying cannot help.
-BAD_INPUT_EXIT_CODE = BadInputError.exit_code
 # The XCom under which a failed step leaves its reason, for the UI's XCom tab.
 FAILURE_XCOM_KEY = "failure"
 
@@ -52,3 +53,12 @@ def step_failure(
         )
     said = f"{reason_after}{reason}" if reason else ""
     return AirflowException(f"{subject} {failed or f'failed with {exit_code}'}{said}")
+
+
+def step_result(step: str, output: Iterable[str]) -> Any:
+    """The result line among the step's last `output` lines, parsed (steps.table.result_of);
+    a retryable failure of the task when there is none."""
+    try:
+        return result_of(output)
+    except ValueError as exc:
+        raise AirflowException(f"{step}: {exc}") from exc

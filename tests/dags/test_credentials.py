@@ -1,9 +1,9 @@
 """Each step's SAS credentials: what each step needs, stated here, against the tokens minted.
 
 The expected grants are written out below, never read from the code's own table
-(credentials.GRANTS): each step's connection strings are parsed, each SAS's permissions
-(`sp=`) and the container it is signed for (the one its signature is the HMAC of) compared
-with them. Then the tokens are tried against Azurite, which enforces container SAS
+(the grants of videostyle.steps.table): each step's connection strings are parsed, each
+SAS's permissions (`sp=`) and the container it is signed for (the one its signature is the
+HMAC of) compared with them. Then the tokens are tried against Azurite, which enforces container SAS
 permissions (read, write, list, delete), the container a SAS is signed for, and its expiry,
 each with a 403, as Azure does: these tests fail if it stops.
 """
@@ -22,11 +22,10 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from tests.dags.connections import wasb_connection_uri
 from videostyle.errors import BadInputError
 from videostyle.settings import Settings
+from videostyle.steps.table import STEPS, Store
 from videostyle.storage import Stores
 from videostyle_airflow import credentials
 from videostyle_airflow.config import BLOB_CONN_ID
-from videostyle_airflow.credentials import Store
-from videostyle_airflow.launchers import STEPS
 
 STORES: tuple[Store, ...] = ("inputs", "work", "outputs", "styles")
 HOUR = timedelta(hours=1)
@@ -167,7 +166,7 @@ def test_a_steps_tokens_grant_what_it_needs_on_its_containers_and_nothing_else(
     step: str,
 ) -> None:
     before = datetime.now(UTC).replace(microsecond=0)
-    env = credentials.step_env(step, conn_id=BLOB_CONN_ID, ttl=HOUR)
+    env = credentials.storage_env(step, conn_id=BLOB_CONN_ID, ttl=HOUR)
 
     # A store the step does not need: no credential, not even its address.
     assert sorted(env) == sorted(
@@ -195,7 +194,7 @@ def test_a_steps_tokens_grant_what_it_needs_on_its_containers_and_nothing_else(
 def stores_of(step: str, monkeypatch: pytest.MonkeyPatch) -> Stores:
     """The library's stores as a step sees them: with its step env, and no account key."""
     monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING")
-    for name, value in credentials.step_env(step, conn_id=BLOB_CONN_ID, ttl=HOUR).items():
+    for name, value in credentials.storage_env(step, conn_id=BLOB_CONN_ID, ttl=HOUR).items():
         monkeypatch.setenv(name, value)
     return Stores(Settings())
 
@@ -215,7 +214,7 @@ def allowed(operation: Operation, container: ContainerClient) -> bool:
 def test_a_step_can_do_exactly_what_it_needs__azurite(
     step: str, containers: dict[Store, str], azurite: str
 ) -> None:
-    env = credentials.step_env(step, conn_id=BLOB_CONN_ID, ttl=HOUR)
+    env = credentials.storage_env(step, conn_id=BLOB_CONN_ID, ttl=HOUR)
     needs = NEEDS[step]
     # A store the step has no credential for is tried with one of the SAS it does hold.
     any_sas = env[credentials.credential_variable(next(iter(needs)))]
@@ -234,12 +233,12 @@ def test_a_step_can_do_exactly_what_it_needs__azurite(
     assert not any(ok for (_, operation), ok in outcomes.items() if operation == "delete")
 
 
-def test_step_env_names_the_stores_and_carries_no_account_key(
+def test_storage_env_names_the_stores_and_carries_no_account_key(
     containers: dict[Store, str], azurite: str
 ) -> None:
-    env = credentials.step_env("publish", conn_id=BLOB_CONN_ID, ttl=HOUR)
+    env = credentials.storage_env("publish", conn_id=BLOB_CONN_ID, ttl=HOUR)
 
-    assert list(env) == credentials.step_env_names("publish")
+    assert list(env) == credentials.storage_env_names("publish")
     assert env["VIDEOSTYLE_WORK_URL"] == f"az://{containers['work']}"
     assert env["VIDEOSTYLE_OUTPUTS_URL"] == f"az://{containers['outputs']}"
     account_key = dict(f.split("=", 1) for f in azurite.split(";") if f)["AccountKey"]
@@ -248,7 +247,7 @@ def test_step_env_names_the_stores_and_carries_no_account_key(
         assert "AccountKey" not in value
 
 
-def test_the_library_runs_on_a_step_env_alone(
+def test_the_library_runs_on_a_storage_env_alone(
     containers: dict[Store, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stores = stores_of("score", monkeypatch)
@@ -283,7 +282,7 @@ def test_a_missing_style_image_is_missing_not_refused_under_preprocess_credentia
 
 
 def test_an_expired_sas_is_refused(containers: dict[Store, str]) -> None:
-    env = credentials.step_env("stitch", conn_id=BLOB_CONN_ID, ttl=-timedelta(minutes=1))
+    env = credentials.storage_env("stitch", conn_id=BLOB_CONN_ID, ttl=-timedelta(minutes=1))
     client = BlobServiceClient.from_connection_string(env["VIDEOSTYLE_WORK_CONNECTION_STRING"])
 
     assert not allowed(OPERATIONS["read"], client.get_container_client(containers["work"]))
@@ -292,7 +291,7 @@ def test_an_expired_sas_is_refused(containers: dict[Store, str]) -> None:
 def test_the_sas_tokens_are_masked_in_logs(containers: dict[Store, str]) -> None:
     from airflow.sdk._shared.secrets_masker import redact
 
-    env = credentials.step_env("preprocess", conn_id=BLOB_CONN_ID, ttl=HOUR)
+    env = credentials.storage_env("preprocess", conn_id=BLOB_CONN_ID, ttl=HOUR)
     sas = env["VIDEOSTYLE_INPUTS_CONNECTION_STRING"].split("SharedAccessSignature=", 1)[1]
 
     assert sas not in str(redact(f"token {sas}"))
@@ -330,4 +329,4 @@ def test_a_connection_without_an_account_key_cannot_mint(
         f'{{"conn_type": "wasb", "extra": {{"connection_string": "{sas_only}"}}}}',
     )
     with pytest.raises(AirflowFailException, match="no AccountKey"):
-        credentials.step_env("stitch", conn_id=BLOB_CONN_ID, ttl=HOUR)
+        credentials.storage_env("stitch", conn_id=BLOB_CONN_ID, ttl=HOUR)

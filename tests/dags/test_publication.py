@@ -38,7 +38,7 @@ from tests.dags.kubernetes.conftest import (  # noqa: F401 (fixtures, by name)
 )
 from tests.dags.kubernetes.test_step_pod_operator_emulated import finish, task_context
 from tests.media import decode_rgb, psnr, restyled
-from videostyle.launch import step_argv
+from videostyle.commands import step_argv
 from videostyle.plan import load_plan
 from videostyle.settings import Settings
 from videostyle.storage import Stores

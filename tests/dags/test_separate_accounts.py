@@ -33,8 +33,8 @@ from tests.dags.kubernetes.conftest import (  # noqa: F401 (fixtures, by name)
     kubernetes_connection,
 )
 from tests.dags.operator_doubles import TaskInstance
+from videostyle.steps.table import STEPS
 from videostyle_airflow import local_step
-from videostyle_airflow.launchers import STEPS
 from videostyle_airflow.local_step import LocalStepOperator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,7 +187,6 @@ def test_a_kubernetes_step_gets_nothing_of_the_logs_account__emulated_api(
         task_id=step,
         args=["--job", "j1"],
         ranks=2,
-        returns_result_line=step == "publish",
         execution_timeout=timedelta(minutes=30),
     )
     context = task_context(step)

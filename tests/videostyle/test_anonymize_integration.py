@@ -16,7 +16,7 @@ from scripts.footage import real_clip
 from tests.media import decode_rgb, frame_times, psnr
 from tests.videostyle.models.test_face_blur import DETAIL_LEFT, PSNR_OUTSIDE, detail_left, grown
 from tests.videostyle.steps.test_score_pipeline import OneRank
-from videostyle.launch import step_argv, step_env
+from videostyle.commands import process_env, step_argv
 from videostyle.models.centerface import FaceDetector, load_centerface
 from videostyle.settings import Settings
 from videostyle.steps.preprocess import preprocess
@@ -64,7 +64,7 @@ def anonymized(
     output = folder / "out" / "anonymized.mp4"
     ran = subprocess.run(
         step_argv("run", [str(carphone), str(output), "--model", "anonymize", "--ranks", "2"]),
-        env=step_env(
+        env=process_env(
             {
                 "VIDEOSTYLE_SCRATCH_DIR": str(folder / "scratch"),
                 "VIDEOSTYLE_MAX_UNIT_FRAMES": str(UNIT_FRAMES),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.media import audio_packets, decode_audio, decode_rgb, make_clip, stream_info
-from videostyle.launch import step_argv, step_env
+from videostyle.commands import process_env, step_argv
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ def run(source: Path, output: Path, tmp_path: Path) -> dict[str, Any]:
     """`python -m videostyle run`, as a user types it; the report it prints."""
     done = subprocess.run(
         step_argv("run", [str(source), str(output), "--ranks", "1"]),
-        env=step_env({"VIDEOSTYLE_SCRATCH_DIR": str(tmp_path / "scratch")}),
+        env=process_env({"VIDEOSTYLE_SCRATCH_DIR": str(tmp_path / "scratch")}),
         capture_output=True,
         text=True,
         timeout=600,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.media import make_clip
+from videostyle.commands import process_env, step_argv
 from videostyle.errors import failure_reason
-from videostyle.launch import step_argv, step_env
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 def cli(step: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         step_argv(step, list(args)),
-        env=step_env(),
+        env=process_env(),
         capture_output=True,
         text=True,
         timeout=300,

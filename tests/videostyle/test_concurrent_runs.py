@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.media import decode_rgb, make_clip, stream_info
-from videostyle.launch import step_argv, step_env
+from videostyle.commands import process_env, step_argv
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,9 @@ def test_runs_started_together_each_style_their_own_input(
         argv = step_argv(
             "run", [str(clip), str(output), "--style", "scream", "--ranks", str(ranks)]
         )
-        env = step_env({"VIDEOSTYLE_SCRATCH_DIR": str(scratch), "VIDEOSTYLE_MAX_UNIT_FRAMES": "4"})
+        env = process_env(
+            {"VIDEOSTYLE_SCRATCH_DIR": str(scratch), "VIDEOSTYLE_MAX_UNIT_FRAMES": "4"}
+        )
         process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         started.append((process, clip, output, frames, audio))
 

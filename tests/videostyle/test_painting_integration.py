@@ -17,7 +17,7 @@ import torch
 
 from tests.media import decode_rgb, frame_times, make_clip, psnr
 from tests.style_images import save_photo
-from videostyle.launch import step_argv, step_env
+from videostyle.commands import process_env, step_argv
 from videostyle.media.frames import FrameEncoder
 from videostyle.media.images import read_style_image
 from videostyle.models.magenta_arbitrary import style_vector
@@ -72,7 +72,7 @@ def paint(folder: Path, clip: Path) -> Callable[..., Painted]:
             argv += ["--style-image", str(style_image), *extra, "--ranks", str(ranks)]
             ran = subprocess.run(
                 step_argv("run", argv),
-                env=step_env(
+                env=process_env(
                     {
                         "VIDEOSTYLE_SCRATCH_DIR": str(folder / "scratch"),
                         "VIDEOSTYLE_MAX_UNIT_FRAMES": "9",  # 6 units, whether 1 rank or 2

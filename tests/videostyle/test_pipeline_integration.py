@@ -89,7 +89,7 @@ def test_video_is_styled_frame_exact_with_source_timing_and_audio(
     # frames. The reference is that output in the video's own 4:2:0 format, losslessly: chroma
     # subsampling alone caps RGB PSNR near 26 dB on this dense texture, whatever the encoder.
     assert np.abs(styled_frames.astype(int) - source_frames).mean() > 25
-    stylizer = load_model(BUILTIN_MODEL, {"style": STYLE}, device=torch.device("cpu"))
+    transform = load_model(BUILTIN_MODEL, {"style": STYLE}, device=torch.device("cpu"))
     lossless = tmp_path / "direct.mp4"
     with FrameEncoder(
         lossless,
@@ -101,7 +101,7 @@ def test_video_is_styled_frame_exact_with_source_timing_and_audio(
         timeout=60,
     ) as encoder:
         for i in range(0, len(source_frames), 10):
-            encoder.write(stylizer(torch.from_numpy(source_frames[i : i + 10].copy())).numpy())
+            encoder.write(transform(torch.from_numpy(source_frames[i : i + 10].copy())).numpy())
     assert psnr(styled_frames, decode_rgb(lossless)) >= 30
 
     report = json.loads(stores.outputs.read_bytes(names["report"]))

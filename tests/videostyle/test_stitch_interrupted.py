@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.media import decode_rgb, frame_times, make_clip
-from videostyle.launch import step_argv, step_env
+from videostyle.commands import process_env, step_argv
 from videostyle.plan import load_plan
 from videostyle.settings import Settings
 from videostyle.storage import Stores
@@ -45,7 +45,7 @@ def local_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stores:
 def cli(step: str, *args: str) -> None:
     done = subprocess.run(
         step_argv(step, list(args), ranks=1),
-        env=step_env(),
+        env=process_env(),
         capture_output=True,
         text=True,
         timeout=600,
@@ -93,7 +93,7 @@ def test_stitch_killed_midway_reruns_to_every_frame(local_stores: Stores, tmp_pa
     (holding / "ffmpeg").chmod(0o755)
     real_ffmpeg = shutil.which("ffmpeg")
     assert real_ffmpeg is not None
-    env = step_env(
+    env = process_env(
         {"PATH": f"{holding}{os.pathsep}{os.environ['PATH']}", "REAL_FFMPEG": real_ffmpeg}
     )
     stitching = subprocess.Popen(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from videostyle.launch import step_env
+from videostyle.commands import process_env
 from videostyle.settings import Settings
 from videostyle.storage import BlobStore
 
@@ -31,7 +31,7 @@ with store.lock("locks/publish/clip", holder="job dying"):
 def start_holder(store_url: str) -> subprocess.Popen[bytes]:
     """A process holding the lock, once it says it holds it."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, store_url], env=step_env(), stdout=subprocess.PIPE
+        [sys.executable, "-c", HOLDER, store_url], env=process_env(), stdout=subprocess.PIPE
     )
     assert holder.stdout is not None
     assert holder.stdout.readline() == b"held\n"
@@ -87,7 +87,7 @@ def test_a_live_holder_keeps_the_lock_until_it_leaves_its_block(store_url: str) 
     try:
         contender = subprocess.Popen(
             [sys.executable, "-c", CONTENDER, store_url],
-            env=step_env(),
+            env=process_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

@@ -15,7 +15,7 @@ class FFmpegError(VideostyleError):
     """ffmpeg failed on a file this project made itself: a fault here, not in the input."""
 
 
-def run(argv: list[str], *, timeout: float) -> bytes:
+def run_ffmpeg(argv: list[str], *, timeout: float) -> bytes:
     """Run an ffmpeg/ffprobe argv to completion; its stderr is in the error when it fails."""
     try:
         done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
@@ -34,7 +34,7 @@ def side_by_side(left: Path, right: Path, png: Path, *, at_s: float, timeout: fl
     in the output's yuv420p.
     """
     at = f"{at_s:.6f}"
-    run(
+    run_ffmpeg(
         [
             "ffmpeg",
             "-nostdin",
@@ -95,7 +95,7 @@ def probe(path: Path, *, timeout: float, decode: bool = True) -> MediaInfo:
 
 def _probe(path: Path, *, timeout: float, decode: bool) -> MediaInfo:
     listing = ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json"]
-    found = json.loads(run([*listing, str(path)], timeout=timeout))
+    found = json.loads(run_ffmpeg([*listing, str(path)], timeout=timeout))
     streams = found.get("streams", [])
     video = [
         s
@@ -149,7 +149,7 @@ def _probe(path: Path, *, timeout: float, decode: bool) -> MediaInfo:
 def _frame_pts(path: Path, index: int, *, timeout: float) -> list[int]:
     """Every frame's presentation timestamp, in display order, by demuxing (no decode)."""
     entries = ["-show_entries", "packet=pts", "-of", "csv=p=0"]
-    out = run(
+    out = run_ffmpeg(
         ["ffprobe", "-v", "error", "-select_streams", str(index), *entries, str(path)],
         timeout=timeout,
     )
@@ -166,7 +166,7 @@ def _rotation(stream: dict[str, Any]) -> int:
 
 def _decodable_frames(path: Path, index: int, *, timeout: float) -> int:
     """Frames that actually decode: fewer than the packets means damage a probe cannot see."""
-    out = run(
+    out = run_ffmpeg(
         [
             "ffprobe",
             "-v",

@@ -2,6 +2,7 @@
 
 Models: `multistyle26` (the default: the 26-style network, `multistyle.py` with its named
 styles in `styles.py`) and `checkpoint` (pytorch/examples' TransformerNet, `transformer_net.py`),
-both run by `stylizer.Stylizer` with weights from `weights.py`. `base`, `registry`, `styles` and
-the model modules are cheap to import; the networks, weights and Stylizer import torch.
+both run by `style_runner.StyleRunner` with weights from `weights.py`. `base`, `registry`,
+`styles` and the model modules are cheap to import; the networks, weights and StyleRunner import
+torch.
 """

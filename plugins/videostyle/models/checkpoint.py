@@ -66,12 +66,12 @@ class Checkpoint(FrameModel):
         precision: str,
         compiled: bool,
     ) -> FrameTransform:
-        from videostyle.models.stylizer import Stylizer, on_device
+        from videostyle.models.style_runner import StyleRunner, on_device
         from videostyle.models.weights import load_transformer_net
 
         if not isinstance(prepared, bytes):
             raise TypeError(f"the checkpoint model loads the prepared checkpoint, not {prepared!r}")
-        return Stylizer(
+        return StyleRunner(
             on_device(load_transformer_net(prepared), device),
             pixel_max=255.0,
             strength=check_strength(options.get("strength")),

@@ -192,7 +192,7 @@ class ExpandLayer(nn.Module):
 
 class StyleTransform(nn.Module):
     """Content RGB in [0,1], NCHW with H and W multiples of 4, plus style vectors [N, 100] (or
-    [1, 100] for the whole batch) -> stylized RGB in [0,1], same size."""
+    [1, 100] for the whole batch) -> styled RGB in [0,1], same size."""
 
     def __init__(self, eps: float = 1e-5) -> None:
         super().__init__()

@@ -51,7 +51,7 @@ class MultiStyle26(FrameModel):
     ) -> FrameTransform:
         import torch
 
-        from videostyle.models.stylizer import Stylizer, on_device
+        from videostyle.models.style_runner import StyleRunner, on_device
         from videostyle.models.weights import load_multistyle26
 
         net = on_device(load_multistyle26(), device)
@@ -59,7 +59,7 @@ class MultiStyle26(FrameModel):
         weights = torch.tensor(
             parse_style(options["style"]).weights, dtype=torch.float32, device=device
         )
-        return Stylizer(
+        return StyleRunner(
             partial(net, style_weights=weights),
             pixel_max=1.0,
             strength=check_strength(options.get("strength")),

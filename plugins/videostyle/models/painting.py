@@ -111,13 +111,13 @@ class Painting(FrameModel):
         import torch
 
         from videostyle.models.magenta_arbitrary import STYLE_DIM, load_style_transform
-        from videostyle.models.stylizer import Stylizer, on_device
+        from videostyle.models.style_runner import StyleRunner, on_device
 
         vector = _stored(prepared)["style_vector"]
         if len(vector) != STYLE_DIM:
             raise TypeError(f"a painting's style vector has {STYLE_DIM} values, not {len(vector)}")
         style = torch.tensor(vector, dtype=torch.float32, device=device).reshape(1, STYLE_DIM)
-        return Stylizer(
+        return StyleRunner(
             partial(on_device(load_style_transform(), device), style=style),
             pixel_max=1.0,
             strength=1.0,  # the strength is in the vector: Magenta's blend, not a pixel blend

@@ -1,1 +1,1 @@
-"""The pipeline's steps, one module each: preprocess → score → stitch → publish."""
+"""The pipeline's steps, one module each: preprocess → score → stitch → publish (see `table`)."""

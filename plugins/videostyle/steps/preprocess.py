@@ -1,5 +1,6 @@
 """Preprocess: validate the input and the job, keep its audio, plan the units of frames."""
 
+import argparse
 import json
 import logging
 import re
@@ -12,7 +13,7 @@ from typing import Any
 import ffmpeg
 
 from videostyle.errors import BadInputError, BadParameterError, VideostyleError
-from videostyle.media.ffmpeg import FFmpegError, MediaInfo, probe, run
+from videostyle.media.ffmpeg import FFmpegError, MediaInfo, probe, run_ffmpeg
 from videostyle.models.base import JobContext
 from videostyle.models.registry import get_model, job_options, output_name
 from videostyle.plan import Plan, Unit, load_plan, plan_name, store_prepared
@@ -157,6 +158,20 @@ def preprocess(
     return plan
 
 
+def from_cli(stores: Stores, settings: Settings, args: argparse.Namespace) -> None:
+    """`videostyle preprocess VIDEO --job JOB ...`, the job's model and options resolved."""
+    preprocess(
+        stores,
+        settings,
+        video=args.video,
+        job_id=args.job,
+        model=args.model,
+        options=args.options,
+        crf=args.crf,
+        ranks=args.ranks,
+    )
+
+
 def quarantine_name(job_id: str) -> str:
     return f"quarantine/{job_id}.json"
 
@@ -235,7 +250,7 @@ def _extract_audio(source: Path, audio: Path, *, codecs: tuple[str, ...], timeou
             .compile()
         )
         try:
-            run(argv, timeout=timeout)
+            run_ffmpeg(argv, timeout=timeout)
         except FFmpegError as exc:
             problem = exc
             continue

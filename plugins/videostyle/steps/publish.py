@@ -1,4 +1,4 @@
-"""Publish: the stylized video, its preview, then its report, into the outputs container.
+"""Publish: the styled video, its preview, then its report, into the outputs container.
 
 The report is written last and carries the video's SHA-256: a reader that trusts only a video
 whose report names its digest never mistakes a partial or stale result for a finished one.
@@ -6,6 +6,7 @@ The preview is a PNG of the middle frame, the source's beside the styled one: th
 result at a glance, wherever a person finds the output.
 """
 
+import argparse
 import hashlib
 import json
 import logging
@@ -126,6 +127,11 @@ def publish(stores: Stores, settings: Settings, *, job_id: str) -> dict[str, Any
                 )
                 return publication(stores.outputs, names, existing)
         return _publish(stores, settings, plan, names)
+
+
+def from_cli(stores: Stores, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """`videostyle publish --job JOB`: what it wrote, its result line."""
+    return publish(stores, settings, job_id=args.job)
 
 
 def _publish(

@@ -14,6 +14,7 @@ A unit whose output already exists is skipped, so a rerun after a failure redoes
 Each rank logs its progress (frames done, frames/s, ETA: videostyle.progress) as it styles.
 """
 
+import argparse
 import bisect
 import contextlib
 import json
@@ -56,6 +57,17 @@ class Communicator(Protocol):
     def Get_rank(self) -> int: ...  # noqa: N802 (mpi4py's names)
     def Get_size(self) -> int: ...  # noqa: N802
     def gather(self, sendobj: Any, root: int = 0) -> list[Any] | None: ...
+
+
+class UnitEnd:
+    """What _decode yields after a unit's last batch: the unit is complete, its frame count
+    checked (by read_frames)."""
+
+    def __repr__(self) -> str:
+        return "UNIT_END"
+
+
+UNIT_END = UnitEnd()
 
 
 def pick_device(setting: str, local_rank: int = 0) -> torch.device:
@@ -151,6 +163,22 @@ def score(
                 "compiled": compiled,
             },
         )
+
+
+def from_cli(stores: Stores, settings: Settings, args: argparse.Namespace) -> None:
+    """`videostyle score --job JOB`, one rank of the world mpirun started."""
+    from mpi4py import MPI
+
+    world = MPI.COMM_WORLD
+    local = world.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks sharing this machine
+    score(
+        stores,
+        settings,
+        job_id=args.job,
+        comm=world,
+        local_ranks=local.Get_size(),
+        local_rank=local.Get_rank(),
+    )
 
 
 def _style_units(
@@ -268,7 +296,8 @@ def _stream(
                         threads=threads,
                         timeout=timeout,
                     )
-                if frames is None and context:  # the unit's window is complete: style it whole
+                if isinstance(frames, UnitEnd) and context:
+                    # The unit's window is complete: style it whole.
                     start = time.perf_counter()
                     styled, facts = _style_unit(model, plan, unit, window, context)
                     model_s += time.perf_counter() - start
@@ -277,7 +306,8 @@ def _stream(
                     work.write_bytes(unit_facts_name(plan, unit), facts)
                     encoder.write(styled)
                     progress.advance(len(styled))
-                if frames is None:  # whole: finish and upload it while the next one is styled
+                if isinstance(frames, UnitEnd):
+                    # Whole: finish and upload it while the next one is styled.
                     if finishing is not None:
                         finishing.result()  # one unit in the background at a time
                     finishing = finisher.submit(_finish, encoder, plan, unit, work)
@@ -351,8 +381,8 @@ def _decode(
     threads: int,
     timeout: float,
     context: int = 0,
-) -> Iterator[tuple[Unit, Frames | None]]:
-    """Each unit's batches, then (unit, None) once read_frames has checked its frame count;
+) -> Iterator[tuple[Unit, Frames | UnitEnd]]:
+    """Each unit's batches, then (unit, UNIT_END) once read_frames has checked its frame count;
     with `context`, the batches of its window (_window) instead."""
     for unit in units:
         if context:
@@ -360,7 +390,7 @@ def _decode(
                 plan, unit, source, context, batch=batch, threads=threads, timeout=timeout
             ):
                 yield unit, frames
-            yield unit, None
+            yield unit, UNIT_END
             continue
         for frames in read_frames(
             source,
@@ -375,7 +405,7 @@ def _decode(
             timeout=timeout,
         ):
             yield unit, frames
-        yield unit, None
+        yield unit, UNIT_END
 
 
 def _window_frames(

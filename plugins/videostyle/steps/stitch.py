@@ -1,11 +1,12 @@
 """Stitch: join the scored units by stream copy, with the source's timing and its audio."""
 
+import argparse
 import logging
 
 import ffmpeg
 
 from videostyle.errors import VideostyleError
-from videostyle.media.ffmpeg import probe, run
+from videostyle.media.ffmpeg import probe, run_ffmpeg
 from videostyle.plan import Plan, load_plan
 from videostyle.scratch import scratch_folder
 from videostyle.settings import Settings
@@ -47,7 +48,7 @@ def stitch(stores: Stores, settings: Settings, *, job_id: str) -> None:
             audio = stores.work.download(plan.audio_name, scratch / "audio.m4a")
             streams.append(ffmpeg.input(str(audio))["a"])
         stitched = scratch / "stitched.mp4"
-        run(
+        run_ffmpeg(
             ffmpeg.output(
                 *streams,
                 str(stitched),
@@ -65,3 +66,8 @@ def stitch(stores: Stores, settings: Settings, *, job_id: str) -> None:
         stores.work.upload(stitched, plan.stitched_name)
     record(stores.work, plan, "stitch", {**took, "frames": plan.frame_count})
     log.info("job %s: stitched %d frames from %d units", job_id, plan.frame_count, len(plan.units))
+
+
+def from_cli(stores: Stores, settings: Settings, args: argparse.Namespace) -> None:
+    """`videostyle stitch --job JOB`."""
+    stitch(stores, settings, job_id=args.job)

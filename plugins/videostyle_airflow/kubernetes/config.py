@@ -18,6 +18,7 @@ from typing import Annotated, Literal, Self, get_args
 from airflow.sdk import Variable
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from videostyle.steps.table import Store
 from videostyle_airflow import credentials
 
 KUBERNETES_VARIABLE = "VIDEOSTYLE_KUBERNETES"
@@ -135,7 +136,7 @@ class KubernetesConfig(_Model):
     def _env_holds_no_launcher_variable(cls, env: dict[str, str]) -> dict[str, str]:
         # Credentials go in a try's Secret only; and a pod's env would override the Secret's.
         reserved = credentials.AMBIENT_CREDENTIAL_VARIABLES | {
-            credentials.url_variable(store) for store in get_args(credentials.Store)
+            credentials.url_variable(store) for store in get_args(Store)
         }
         if taken := sorted(set(env) & reserved):
             raise ValueError(f"env cannot set {', '.join(taken)}: each try's Secret does")

@@ -1,4 +1,5 @@
-"""The launcher's Kubernetes calls: MPIJobs, each try's Secret, tolerant deletes, and names.
+"""The Kubernetes launcher's calls to the cluster: MPIJobs, each try's Secret, tolerant deletes,
+and names.
 
 As the provider's hooks/kubernetes.py keeps its calls in KubernetesHook (sync) and
 AsyncKubernetesHook (asyncio), these extend them: the operators call

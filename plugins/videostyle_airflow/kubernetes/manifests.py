@@ -28,7 +28,7 @@ from videostyle_airflow import credentials
 from videostyle_airflow.config import LAUNCHER_VARIABLE, PROCESS_DAG_ID
 from videostyle_airflow.kubernetes.hook import try_names
 from videostyle_airflow.kubernetes.mpijob_operator import ENV_SECRET_PLACEHOLDER
-from videostyle_airflow.kubernetes.step_mpijob_operator import SCORE_STEP, StepMPIJobOperator
+from videostyle_airflow.kubernetes.step_mpijob_operator import StepMPIJobOperator
 from videostyle_airflow.kubernetes.step_pod_operator import StepPodOperator
 
 SAMPLE_RUN_ID = "manual__2026-01-01T00:00:00+00:00"
@@ -49,7 +49,7 @@ def sample_objects(dag: Any, *, video: str, ranks: int) -> Iterator[tuple[str, d
             yield task.task_id, secret
             yield task.task_id, serialize(task.build_pod_request_obj(context, dry_run=True))
         elif isinstance(task, StepMPIJobOperator):
-            secret = _placeholder_secret(ENV_SECRET_PLACEHOLDER, SCORE_STEP, task.namespace)
+            secret = _placeholder_secret(ENV_SECRET_PLACEHOLDER, task.step, task.namespace)
             yield task.task_id, secret
             yield task.task_id, _named_mpijob(task, context)
         elif hasattr(task, "step"):
@@ -111,7 +111,7 @@ def _placeholder_secret(name: str, step: str, namespace: str | None) -> dict[str
         "kind": "Secret",
         "metadata": {"name": name, "namespace": namespace},
         "type": "Opaque",
-        "stringData": {key: PLACEHOLDER for key in credentials.step_env_names(step)},
+        "stringData": {key: PLACEHOLDER for key in credentials.storage_env_names(step)},
     }
 
 

@@ -1,4 +1,8 @@
-"""Run one MPIJob (Kubeflow MPI Operator) per task try: create, wait, map the outcome, delete."""
+"""Run one MPIJob (Kubeflow MPI Operator) per task try: create, wait, map the outcome, delete.
+
+"Launcher" in this module is the MPI Operator's term: the MPIJob's launcher pod, which runs
+mpirun (not the local/kubernetes launchers of videostyle_airflow.launchers).
+"""
 
 import asyncio
 import time

@@ -14,6 +14,9 @@ pkg/controller/mpi_job_controller.go and mpi_job_controller_status.go):
   (with "/" and the last failed launcher pod's reason appended, often empty) or DeadlineExceeded
   (activeDeadlineSeconds), or MPIJobFailed when the Job gives none.
 - Restarting is declared by the API, but the v2beta1 controller never sets it.
+
+"Launcher" here is the MPI Operator's term: the MPIJob's launcher pod, which runs mpirun (not
+the local/kubernetes launchers of videostyle_airflow.launchers).
 """
 
 import enum
@@ -21,10 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from videostyle.errors import BadInputError
-
-# The CLI's exit code for an unusable input: retrying cannot help.
-BAD_INPUT_EXIT_CODE = BadInputError.exit_code
+from videostyle.errors import BAD_INPUT_EXIT_CODE
 
 
 class Outcome(enum.Enum):

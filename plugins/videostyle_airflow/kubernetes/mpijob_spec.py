@@ -1,6 +1,8 @@
-"""The MPIJob (kubeflow.org/v2beta1) that scores a job: a launcher running mpirun, GPU workers.
+"""The MPIJob (kubeflow.org/v2beta1) that runs a step under MPI (scoring): the MPI Operator's
+launcher pod running mpirun, and GPU workers.
 
-The launcher runs `mpirun -n WORKERS*SLOTS python -m mpi4py -m videostyle score --job JOB`;
+The launcher pod runs `mpirun -n WORKERS*SLOTS python -m mpi4py -m videostyle score --job JOB`
+(the steps table's command, pod_spec.cli_command);
 the MPI Operator hands it the hostfile (HYDRA_HOST_FILE, in MPICH mode) and an ssh key, and
 Hydra starts the ranks over ssh on the workers, which run only sshd. Hydra passes the
 launcher's environment, the try's SAS Secret included, on to every rank: the workers' pod
@@ -14,6 +16,7 @@ from typing import Any
 from kubernetes.client import ApiClient
 from kubernetes.client import models as k8s
 
+from videostyle.steps.table import Step
 from videostyle_airflow.kubernetes import pod_spec
 from videostyle_airflow.kubernetes.config import KubernetesConfig, Placement
 from videostyle_airflow.kubernetes.hook import API_VERSION, KIND
@@ -37,18 +40,20 @@ def workers_for(config: KubernetesConfig, ranks: int) -> int:
 def mpijob_body(
     config: KubernetesConfig,
     *,
+    step: Step,
     args: Sequence[str],
     ranks: int,
     execution_timeout: timedelta | None,
 ) -> dict[str, Any]:
-    """The MPIJob scoring with `args` (`--job JOB`), without metadata.name (each try names it)."""
+    """The MPIJob running `step` (score) with `args` (`--job JOB`), without metadata.name (each try
+    names it)."""
     workers = workers_for(config, ranks)
     processes = workers * config.slots_per_worker
-    launch = ["mpirun", "-n", str(processes), "python", "-m", "mpi4py", "-m", "videostyle"]
+    # The MPI Operator's launcher pod: the one that runs mpirun.
     launcher = _container(
         "launcher",
         config,
-        args=[*launch, "score", *args],
+        args=pod_spec.cli_command(step, args, ranks=processes),
         resources=pod_spec.resources(config.launcher_resources),
         env_from=[env_from_attempt_secret()],
     )
@@ -80,7 +85,7 @@ def mpijob_body(
             "scheduleTimeoutSeconds": gang.schedule_timeout_seconds,
         }
         run_policy["schedulingPolicy"] = {k: v for k, v in scheduling.items() if v is not None}
-    job_labels = pod_spec.labels("score")
+    job_labels = pod_spec.labels(step.name)
     if config.kueue_queue:
         job_labels[KUEUE_QUEUE_LABEL] = config.kueue_queue
     return {
@@ -95,10 +100,10 @@ def mpijob_body(
             "runPolicy": run_policy,
             "mpiReplicaSpecs": {
                 "Launcher": _replica(
-                    1, "score-launcher", launcher, config, config.launcher_placement
+                    1, f"{step.name}-launcher", launcher, config, config.launcher_placement
                 ),
                 "Worker": _replica(
-                    workers, "score-worker", worker, config, config.workers_placement
+                    workers, f"{step.name}-worker", worker, config, config.workers_placement
                 ),
             },
         },

@@ -12,6 +12,7 @@ from typing import Any
 
 from kubernetes.client import models as k8s
 
+from videostyle.steps.table import Step
 from videostyle_airflow.kubernetes.config import KubernetesConfig, Placement, Resources
 
 # The worker image's user: mpiuser, uid and gid 1000 (images/worker/Dockerfile).
@@ -25,12 +26,13 @@ APP_NAME = "videostyle"
 DEADLINE_MARGIN = timedelta(minutes=5)
 
 
-def cli_command(step: str, args: Sequence[str]) -> list[str]:
-    """The step's command line, the same as everywhere: `python -m videostyle STEP ARGS`.
+def cli_command(step: Step, args: Sequence[str], *, ranks: int = 1) -> list[str]:
+    """The step's command line in the worker image: the steps table's, with its `python` and
+    `mpirun` (`python -m videostyle STEP ARGS`, under `mpirun -n RANKS` for a step under MPI).
 
     Given as the container's args, so the image's entrypoint (tini) stays PID 1 in front.
     """
-    return ["python", "-m", "videostyle", step, *args]
+    return step.command(args, python="python", mpirun="mpirun", ranks=ranks)
 
 
 def labels(component: str) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Scoring on Kubernetes: the MPIJob operator, given the score step's body and credentials.
+"""A step under MPI (scoring) on Kubernetes: the MPIJob operator, given the step's body and
+credentials.
 
 Two things only the try can know: the rank count (a templated param: the MPIJob's replica
 and process counts are integers, which Jinja does not render) and the SAS, which must be
@@ -11,20 +12,21 @@ from typing import Any
 import jinja2
 from airflow.sdk import Context
 
+from videostyle.steps import table as steps_table
 from videostyle_airflow import credentials
 from videostyle_airflow.config import BLOB_CONN_ID
 from videostyle_airflow.kubernetes.config import KubernetesConfig
 from videostyle_airflow.kubernetes.mpijob_operator import MPIJobOperator
 from videostyle_airflow.kubernetes.mpijob_spec import mpijob_body
 
-SCORE_STEP = "score"
-
 
 class StepMPIJobOperator(MPIJobOperator):
     """
-    Run `videostyle score` as an MPIJob built from `config`, with the score step's SAS as env.
+    Run a step under MPI (`videostyle score`) as an MPIJob built from `config`, with the
+    step's SAS as env.
 
-    :param args: the score step's arguments, `--job JOB` (templated).
+    :param step: the CLI step, one of the steps table's under MPI: score.
+    :param args: the step's arguments, `--job JOB` (templated).
     :param ranks: the run's rank count (templated; may render to a string); with
         `config.workers` unset, one worker per rank.
     :param config: the Kubernetes launcher's configuration.
@@ -36,6 +38,7 @@ class StepMPIJobOperator(MPIJobOperator):
     def __init__(
         self,
         *,
+        step: str,
         args: Sequence[str],
         ranks: int | str,
         config: KubernetesConfig,
@@ -51,6 +54,7 @@ class StepMPIJobOperator(MPIJobOperator):
             deferrable=config.deferrable,
             **kwargs,
         )
+        self.step = step
         self.args = args
         self.ranks = ranks
         self.config = config
@@ -62,14 +66,15 @@ class StepMPIJobOperator(MPIJobOperator):
         super().render_template_fields(context, jinja_env)
         self.mpijob = mpijob_body(
             self.config,
+            step=steps_table.step(self.step),
             args=[str(arg) for arg in self.args],
             ranks=int(self.ranks),
             execution_timeout=self.execution_timeout,
         )
 
     def execute(self, context: Context) -> Any:
-        self.secret_env = credentials.step_env(
-            SCORE_STEP,
+        self.secret_env = credentials.storage_env(
+            self.step,
             conn_id=self.wasb_conn_id,
             ttl=credentials.credential_ttl(self.execution_timeout),
         )

@@ -1,7 +1,7 @@
 """A step pod: the provider's KubernetesPodOperator, plus the step's credentials and outcome.
 
 What it adds, and no more:
-- Each try mints the step's SAS env (`credentials.step_env`) into a Secret of its own before
+- Each try mints the step's SAS env (`credentials.storage_env`) into a Secret of its own before
   the pod exists; the pod reads it through envFrom; the Secret is deleted when the try ends
   (kept across a deferral, which the pod outlives). Once the pod exists, the Secret it reads
   is owned by it (an ownerReference: Kubernetes deletes it with the pod, e.g. when the
@@ -15,7 +15,6 @@ What it adds, and no more:
   the task then has publication's links and announces the output (see publication).
 """
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -28,12 +27,12 @@ from airflow.sdk.bases.xcom import BaseXCom
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from kubernetes.client import models as k8s
 
-from videostyle.errors import failure_reason
+from videostyle.errors import BAD_INPUT_EXIT_CODE, failure_reason
 from videostyle_airflow import credentials, publication
 from videostyle_airflow.config import BLOB_CONN_ID
 from videostyle_airflow.kubernetes.hook import VideostyleKubernetesHook, owner_reference, try_names
 from videostyle_airflow.kubernetes.pod_spec import active_deadline_seconds
-from videostyle_airflow.step_failure import BAD_INPUT_EXIT_CODE, step_failure
+from videostyle_airflow.step_failure import step_failure, step_result
 
 # Lines read back from the end of the log to find the result or failure line (stderr may
 # follow it).
@@ -44,7 +43,7 @@ class StepPodOperator(KubernetesPodOperator):
     """
     Run one videostyle CLI step in a pod, with that step's storage credentials and nothing else.
 
-    :param step: the CLI step: preprocess, stitch or publish.
+    :param step: the CLI step, one of the steps table's not under MPI.
     :param wasb_conn_id: the wasb connection whose account key signs the step's SAS.
     :param returns_result_line: push the step's last JSON output line to XCom (return_value).
     :param kwargs: KubernetesPodOperator's, `arguments` being the CLI's command line;
@@ -147,7 +146,7 @@ class StepPodOperator(KubernetesPodOperator):
                 exit_code=f"exit code {exit_code}",
             ) from exc
         if tail is not None:
-            result = _result_line(tail)
+            result = step_result(self.step, tail.splitlines())
             context["ti"].xcom_push(key=BaseXCom.XCOM_RETURN_KEY, value=result)
             publication.announce_publication(context, result, outlets=self.outlets)
 
@@ -183,7 +182,7 @@ class StepPodOperator(KubernetesPodOperator):
                 self._delete_secret(try_names(context["ti"]).secret)
 
     def _create_env_secret(self, context: Context) -> None:
-        env = credentials.step_env(
+        env = credentials.storage_env(
             self.step,
             conn_id=self.wasb_conn_id,
             ttl=credentials.credential_ttl(self.execution_timeout),
@@ -228,15 +227,3 @@ def _secrets_read_by(pod: k8s.V1Pod) -> set[str]:
         for source in container.env_from or []
         if source.secret_ref is not None
     }
-
-
-def _result_line(log_tail: str) -> Any:
-    """The last line of the log that is a JSON object: the step's result."""
-    for line in reversed(log_tail.splitlines()):
-        try:
-            parsed = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(parsed, dict):
-            return parsed
-    raise AirflowException("the step ended without a JSON result line")

@@ -160,7 +160,7 @@ def test_secrets_hold_placeholders_never_credentials(objects: dict[str, dict[str
     secrets = {name: obj for name, obj in objects.items() if obj["kind"] == "Secret"}
     for name, secret in secrets.items():
         step = name.split("-")[1]
-        assert list(secret["stringData"]) == credentials.step_env_names(step)
+        assert list(secret["stringData"]) == credentials.storage_env_names(step)
         for value in secret["stringData"].values():
             assert not any(mark in value for mark in ("sig=", "AccountKey", "SharedAccess"))
 

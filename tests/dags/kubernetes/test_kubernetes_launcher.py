@@ -13,6 +13,7 @@ from airflow.dag_processing.dagbag import DagBag
 from pydantic import ValidationError
 
 from tests.dags.kubernetes.k8s_schemas import validate_mpijob
+from videostyle.steps.table import STEPS
 from videostyle_airflow.config import PROCESS_DAG_ID
 from videostyle_airflow.kubernetes.config import KubernetesConfig, load_kubernetes_config
 from videostyle_airflow.kubernetes.manifests import sample_context, sample_params
@@ -132,7 +133,9 @@ def test_a_wrong_configuration_is_refused_with_its_reason(
 
 
 def score_job(config: KubernetesConfig, *, ranks: int = 2) -> dict[str, Any]:
-    body = mpijob_body(config, args=["--job", "j"], ranks=ranks, execution_timeout=FOUR_HOURS)
+    body = mpijob_body(
+        config, step=STEPS["score"], args=["--job", "j"], ranks=ranks, execution_timeout=FOUR_HOURS
+    )
     return {**body, "metadata": {**body["metadata"], "name": "score-0123456789-t1"}}
 
 

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
+from videostyle.errors import BAD_INPUT_EXIT_CODE
 from videostyle_airflow.kubernetes.mpijob_outcome import (
-    BAD_INPUT_EXIT_CODE,
     Outcome,
     launcher_exit_code,
     mpijob_state,

@@ -38,7 +38,6 @@ def test_the_score_try_builds_its_mpijob_and_secret_when_it_starts__emulated_api
         task_id="score",
         args=["--job", "{{ params.job }}"],
         ranks="{{ params.ranks }}",
-        returns_result_line=False,
         execution_timeout=timedelta(hours=4),
     )
     assert isinstance(operator, StepMPIJobOperator)

@@ -65,7 +65,6 @@ def publish_operator(*, durable: bool = False) -> StepPodOperator:
         task_id="publish",
         args=["--job", "j1"],
         ranks=1,
-        returns_result_line=True,
         execution_timeout=timedelta(minutes=15),
         durable=durable,
     )

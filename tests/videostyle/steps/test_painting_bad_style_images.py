@@ -12,8 +12,8 @@ import pytest
 
 from tests.media import make_clip
 from tests.style_images import png_declaring
+from videostyle.commands import process_env, step_argv
 from videostyle.errors import BadInputError, failure_reason
-from videostyle.launch import step_argv, step_env
 from videostyle.settings import Settings
 from videostyle.steps.preprocess import quarantine_name
 from videostyle.storage import Stores
@@ -34,7 +34,7 @@ def preprocess_cli(job: str, *args: str, scratch: Path) -> subprocess.CompletedP
     launcher runs it."""
     return subprocess.run(
         step_argv("preprocess", ["clip.mp4", "--job", job, "--model", "painting", *args]),
-        env=step_env({"VIDEOSTYLE_SCRATCH_DIR": str(scratch)}),
+        env=process_env({"VIDEOSTYLE_SCRATCH_DIR": str(scratch)}),
         capture_output=True,
         text=True,
         timeout=300,

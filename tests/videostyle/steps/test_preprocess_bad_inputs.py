@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.media import make_clip
+from videostyle.commands import process_env, step_argv
 from videostyle.errors import BadInputError, BadParameterError, failure_reason
-from videostyle.launch import step_argv, step_env
 from videostyle.settings import Settings
 from videostyle.steps.preprocess import preprocess, quarantine_name
 from videostyle.storage import Stores
@@ -296,7 +296,7 @@ def test_the_cli_names_an_unknown_style_as_a_bad_parameter_and_exits_3(
     stores.inputs.upload(make_clip(tmp_path / "clip.mp4", frames=5), "clip.mp4")
     done = subprocess.run(
         step_argv("preprocess", ["clip.mp4", "--job", "j7", "--style", "mona-lisa"]),
-        env=step_env({"VIDEOSTYLE_SCRATCH_DIR": str(tmp_path / "scratch")}),
+        env=process_env({"VIDEOSTYLE_SCRATCH_DIR": str(tmp_path / "scratch")}),
         capture_output=True,
         text=True,
         timeout=300,

@@ -16,7 +16,7 @@ from tests.media import decode_rgb, make_clip
 from videostyle.defaults import BUILTIN_MODEL
 from videostyle.errors import VideostyleError
 from videostyle.models.registry import load_model
-from videostyle.models.stylizer import Stylizer
+from videostyle.models.style_runner import StyleRunner
 from videostyle.plan import Plan
 from videostyle.progress import RANK_LINE, Progress, parse_progress
 from videostyle.settings import Settings
@@ -99,8 +99,8 @@ def test_styled_frames_are_the_models_output(job: tuple[Stores, Settings, Plan])
     unit = plan.units[0]
     styled = decode_rgb(stores.work.download(plan.unit_name(unit), settings.scratch_dir / "u.mp4"))
     source = decode_rgb(stores.work.download(plan.source_name, settings.scratch_dir / "s.mp4"))
-    stylizer = load_model(BUILTIN_MODEL, {"style": "scream"}, device=CPU)
-    direct = stylizer(torch.from_numpy(source[: unit.frame_count].copy())).numpy()
+    transform = load_model(BUILTIN_MODEL, {"style": "scream"}, device=CPU)
+    direct = transform(torch.from_numpy(source[: unit.frame_count].copy())).numpy()
     error = np.abs(styled.astype(int) - direct).mean()
     assert error < 12  # H.264 at CRF 16 in 4:2:0 on dense texture; a wrong frame is ~60
     assert np.abs(styled.astype(int) - source[: unit.frame_count]).mean() > 30
@@ -125,16 +125,16 @@ def test_a_failing_model_uploads_only_whole_units_and_stops_every_stage(
     job: tuple[Stores, Settings, Plan], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stores, settings, plan = job
-    style = Stylizer.__call__
+    style = StyleRunner.__call__
     calls = []
 
-    def breaks_on_fourth_batch(self: Stylizer, frames: torch.Tensor) -> torch.Tensor:
+    def breaks_on_fourth_batch(self: StyleRunner, frames: torch.Tensor) -> torch.Tensor:
         calls.append(len(frames))
         if len(calls) == 4:  # unit 0's 3 frames went through; unit 1's first one fails
             raise RuntimeError("out of memory")
         return style(self, frames)
 
-    monkeypatch.setattr(Stylizer, "__call__", breaks_on_fourth_batch)
+    monkeypatch.setattr(StyleRunner, "__call__", breaks_on_fourth_batch)
     with pytest.raises(RuntimeError, match="out of memory"):
         score(stores, settings, job_id=JOB, comm=OneRank())
     assert stage_threads() == []

@@ -22,7 +22,7 @@ MULTIPLE = 4
 MIN_SIDE = 8
 
 
-class Stylizer:
+class StyleRunner:
     """Styles uint8 RGB frames [N, H, W, 3] (CPU, any H and W) into uint8 frames the same shape.
 
     ``net`` maps a float NCHW batch with pixels in [0, ``pixel_max``] to the same range;
@@ -102,5 +102,5 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def on_device(net: ModuleT, device: torch.device) -> ModuleT:
-    """An inference network on `device`, channels_last as the Stylizer feeds it."""
+    """An inference network on `device`, channels_last as the StyleRunner feeds it."""
     return net.eval().to(device).to(memory_format=torch.channels_last)

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from videostyle.models.registry import load_model
-from videostyle.models.stylizer import Stylizer
+from videostyle.models.style_runner import StyleRunner
 
 CPU = torch.device("cpu")
 
@@ -16,7 +16,7 @@ def test_compiled_output_equals_eager_for_full_and_shorter_batches() -> None:
     options = {"style": "starry-night", "strength": 0.5}
     eager = load_model("multistyle26", options, device=CPU)
     compiled = load_model("multistyle26", options, device=CPU, compiled=True)
-    assert isinstance(compiled, Stylizer)
+    assert isinstance(compiled, StyleRunner)
     assert compiled.compiled
     full = compiled(batch)
     shorter = compiled(batch[:1])  # padded to the compiled batch of 3, then cut back

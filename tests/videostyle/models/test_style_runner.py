@@ -9,8 +9,8 @@ import torch.nn.functional as F  # noqa: N812
 from videostyle.errors import BadInputError, BadParameterError
 from videostyle.models.base import FrameTransform
 from videostyle.models.registry import load_model, output_name
+from videostyle.models.style_runner import StyleRunner
 from videostyle.models.styles import parse_style
-from videostyle.models.stylizer import Stylizer
 from videostyle.models.transformer_net import TransformerNet
 from videostyle.models.weights import load_multistyle26
 
@@ -33,7 +33,7 @@ def diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def starry() -> FrameTransform:
     model = load_model("multistyle26", {"style": "starry-night"}, device=CPU)
-    assert isinstance(model, Stylizer)
+    assert isinstance(model, StyleRunner)
     return model
 
 
@@ -46,7 +46,7 @@ def starry_night_by_hand(batch: torch.Tensor, pad_bottom: int, pad_right: int) -
     return (styled * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
 
 
-def test_builtin_output_is_the_network_output_in_pixels(starry: Stylizer) -> None:
+def test_builtin_output_is_the_network_output_in_pixels(starry: StyleRunner) -> None:
     batch = frames(1, 64, 96)
     out = starry(batch)
     assert out.shape == (1, 64, 96, 3)
@@ -54,7 +54,7 @@ def test_builtin_output_is_the_network_output_in_pixels(starry: Stylizer) -> Non
     assert diff(out, starry_night_by_hand(batch, 0, 0)).max() <= 1
 
 
-def test_odd_sizes_keep_their_shape_and_are_styled(starry: Stylizer) -> None:
+def test_odd_sizes_keep_their_shape_and_are_styled(starry: StyleRunner) -> None:
     batch = frames(2, 37, 53)
     out = starry(batch)
     assert out.shape == (2, 37, 53, 3)
@@ -65,14 +65,14 @@ def test_odd_sizes_keep_their_shape_and_are_styled(starry: Stylizer) -> None:
     assert diff(out, batch).float().mean() > 30
 
 
-def test_frames_in_a_batch_are_styled_independently(starry: Stylizer) -> None:
+def test_frames_in_a_batch_are_styled_independently(starry: StyleRunner) -> None:
     batch = torch.cat([frames(1, 37, 53, seed=1), frames(1, 37, 53, seed=2).flip(1)])
     together = starry(batch)
     assert diff(together[:1], starry(batch[:1])).max() <= 1
     assert diff(together[1:], starry(batch[1:])).max() <= 1
 
 
-def test_strength_blends_styled_with_input(starry: Stylizer) -> None:
+def test_strength_blends_styled_with_input(starry: StyleRunner) -> None:
     batch = frames(1, 37, 53)
     styled = starry(batch)
     assert torch.equal(
@@ -121,7 +121,7 @@ def test_bad_precisions_are_refused(precision: str, problem: str) -> None:
         load_model("multistyle26", {}, device=CPU, precision=precision)
 
 
-def test_too_small_frames_are_refused(starry: Stylizer) -> None:
+def test_too_small_frames_are_refused(starry: StyleRunner) -> None:
     with pytest.raises(BadInputError, match="8px minimum"):
         starry(frames(1, 7, 40))
 
@@ -141,22 +141,22 @@ def checkpoint(tmp_path: Path) -> tuple[Path, TransformerNet]:
     return path, net.eval()
 
 
-def test_checkpoint_stylizer_runs_the_saved_network(
+def test_checkpoint_style_runner_runs_the_saved_network(
     checkpoint: tuple[Path, TransformerNet],
 ) -> None:
     path, net = checkpoint
     options = {"checkpoint": str(path)}
-    stylizer = load_model("checkpoint", options, device=CPU, prepared=path.read_bytes())
+    transform = load_model("checkpoint", options, device=CPU, prepared=path.read_bytes())
     assert output_name("checkpoint", options | {"strength": 1.0}) == "candy"
     batch = frames(2, 40, 52)
     with torch.inference_mode():
         expected = net(batch.permute(0, 3, 1, 2).float()).round().clamp(0, 255).to(torch.uint8)
-    out = stylizer(batch)
+    out = transform(batch)
     assert out.shape == (2, 40, 52, 3)
     assert out.dtype == torch.uint8
     assert expected.float().std() > 20
     assert diff(out, expected.permute(0, 2, 3, 1)).max() <= 1
-    odd = stylizer(frames(2, 37, 53))
+    odd = transform(frames(2, 37, 53))
     assert odd.shape == (2, 37, 53, 3)
     assert odd.dtype == torch.uint8
 

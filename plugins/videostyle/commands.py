@@ -1,4 +1,6 @@
-"""The command line of each step when run on this machine: what every local launcher executes."""
+"""The command line of each step when run on this machine (the local launcher, `videostyle run`,
+tests):
+the steps table's command with this Python and this MPI's mpirun, and the process's env."""
 
 import os
 import shutil
@@ -6,13 +8,15 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from videostyle.steps import table as steps_table
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def mpirun() -> str:
     """The mpirun of the MPI that mpi4py was built against: the venv's first, then PATH's.
 
-    A launcher from another MPI than the ranks' library aborts with a PMI error.
+    An mpirun from another MPI than the ranks' library aborts with a PMI error.
     """
     beside_python = Path(sys.executable).parent / "mpirun"
     if beside_python.exists():
@@ -24,25 +28,15 @@ def mpirun() -> str:
 
 
 def step_argv(step: str, args: Sequence[str], *, ranks: int = 1) -> list[str]:
-    """argv running one CLI step; scoring runs under mpirun with one process per rank."""
-    if step == "score":
-        # `python -m mpi4py` turns one rank's uncaught exception into an abort of the whole world.
-        return [
-            mpirun(),
-            "-n",
-            str(ranks),
-            sys.executable,
-            "-m",
-            "mpi4py",
-            "-m",
-            "videostyle",
-            step,
-            *args,
-        ]
-    return [sys.executable, "-m", "videostyle", step, *args]
+    """argv running CLI subcommand `step` here: this Python, under this MPI's mpirun for a step
+    of the table that needs MPI (`run` and any other subcommand run as one process)."""
+    spec = steps_table.STEPS.get(step)
+    if spec is None or not spec.mpi:
+        return steps_table.cli_command(step, args, python=sys.executable)
+    return spec.command(args, python=sys.executable, mpirun=mpirun(), ranks=ranks)
 
 
-def step_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def process_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for a step's process: this one's, with the package importable."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
