@@ -10,6 +10,9 @@ from scripts import azurite as azurite_service
 from scripts.azurite import azurite_connection_string, free_port
 from tests.media import make_clip
 
+# Airflow's fixtures, for tests/dags and tests/videostyle_airflow alike.
+pytest_plugins = ["tests.airflow_fixtures"]
+
 
 def start_azurite(
     port: int, location: Path, *, accounts: str | None = None

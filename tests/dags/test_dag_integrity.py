@@ -9,7 +9,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import DAG
 
-from tests.dags.connections import wasb_connection_uri
+from tests.connections import wasb_connection_uri
 from videostyle_airflow.config import OWNER, PROCESS_DAG_ID, WATCH_DAG_ID
 from videostyle_airflow.provision import CONNECTIONS, DEFAULT_POOL, POOLS, VARIABLES
 

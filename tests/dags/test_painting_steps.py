@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from tests.dags.operator_doubles import TaskInstance
 from tests.media import decode_rgb, frame_times
 from tests.style_images import save_photo
+from tests.videostyle_airflow.operator_doubles import TaskInstance
 from videostyle.settings import Settings
 from videostyle.steps.preprocess import quarantine_name
 from videostyle.storage import Stores

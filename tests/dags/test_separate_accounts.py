@@ -7,7 +7,8 @@ Nothing of that account (its name, its key, its endpoint) may reach a step, on e
 not a local step's environment, not a step pod, the scoring MPIJob or the Secrets they read, not
 the objects `make k8s-manifests` renders. And every credential a step gets is for the videos'
 account. Each step is launched for real: locally as a child process that reports the
-environment it got, on Kubernetes against the emulated API (tests/dags/kubernetes/conftest.py).
+environment it got, on Kubernetes against the emulated API
+(tests/videostyle_airflow/kubernetes/conftest.py).
 """
 
 import base64
@@ -25,14 +26,14 @@ import pytest
 from airflow.sdk import Context
 from airflow.sdk.exceptions import TaskDeferred
 
-from tests.dags.connections import wasb_connection_uri
-from tests.dags.kubernetes.conftest import (  # noqa: F401 (fixtures, by name)
+from tests.connections import wasb_connection_uri
+from tests.videostyle_airflow.kubernetes.conftest import (  # noqa: F401 (fixtures, by name)
     NAMESPACE,
     EmulatedKubernetes,
     kube_api,
     kubernetes_connection,
 )
-from tests.dags.operator_doubles import TaskInstance
+from tests.videostyle_airflow.operator_doubles import TaskInstance
 from videostyle.steps.table import STEPS
 from videostyle_airflow import local_step
 from videostyle_airflow.local_step import LocalStepOperator

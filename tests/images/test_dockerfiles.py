@@ -183,7 +183,7 @@ def test_airflow_image_targets_build_on_the_providers_stage() -> None:
         # The worker runs every step: all of videostyle.
         ("images/worker/requirements.in", sorted((ROOT / "plugins/videostyle").rglob("*.py"))),
         # Airflow (kubernetes target) parses the DAGs: what they import, transitively (it also
-        # imports a model's module to render its options: tests/dags/test_looks.py).
+        # imports a model's module to render its options: tests/videostyle_airflow/test_looks.py).
         ("images/airflow/requirements.in", sorted((ROOT / "dags").glob("*.py"))),
     ],
     ids=["worker", "airflow"],

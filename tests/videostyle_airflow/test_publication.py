@@ -29,15 +29,15 @@ from airflow.utils.state import DagRunState
 from sqlalchemy import select
 
 from scripts.azurite import DEV_ACCOUNT_KEY
-from tests.dags.kubernetes.conftest import (  # noqa: F401 (fixtures, by name)
+from tests.media import decode_rgb, psnr, restyled
+from tests.videostyle_airflow.kubernetes.conftest import (  # noqa: F401 (fixtures, by name)
     NAMESPACE,
     PODS,
     EmulatedKubernetes,
     kube_api,
     kubernetes_connection,
 )
-from tests.dags.kubernetes.test_step_pod_operator_emulated import finish, task_context
-from tests.media import decode_rgb, psnr, restyled
+from tests.videostyle_airflow.kubernetes.test_step_pod_operator_emulated import finish, task_context
 from videostyle.commands import step_argv
 from videostyle.plan import load_plan
 from videostyle.settings import Settings

@@ -19,8 +19,13 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 from kubernetes.client.exceptions import ApiException
 
-from tests.dags.kubernetes.conftest import NAMESPACE, PODS, SECRETS, EmulatedKubernetes
-from tests.dags.operator_doubles import TaskInstance
+from tests.videostyle_airflow.kubernetes.conftest import (
+    NAMESPACE,
+    PODS,
+    SECRETS,
+    EmulatedKubernetes,
+)
+from tests.videostyle_airflow.operator_doubles import TaskInstance
 from videostyle_airflow.kubernetes.hook import TASK_RUN_LABEL, try_names
 from videostyle_airflow.kubernetes.launcher import kubernetes_step_operator
 from videostyle_airflow.kubernetes.step_pod_operator import StepPodOperator

@@ -19,7 +19,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from tests.dags.connections import wasb_connection_uri
+from tests.connections import wasb_connection_uri
 from videostyle.errors import BadInputError
 from videostyle.settings import Settings
 from videostyle.steps.table import STEPS, Store

@@ -1,4 +1,5 @@
-"""Airflow for the DAG tests: a private AIRFLOW_HOME with a migrated SQLite database.
+"""Airflow for the DAG and plugin tests (a pytest plugin, loaded by tests/conftest.py): a
+private AIRFLOW_HOME with a migrated SQLite database.
 
 `airflow_env` gives a test that home plus Azurite behind the `videostyle_blob` connection and
 fresh containers (from `blob_env`). It returns the environment for an Airflow subprocess, e.g.
@@ -20,13 +21,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.dags.connections import wasb_connection_uri
-from tests.dags.operator_doubles import RecordedLog
+from tests.connections import wasb_connection_uri
+from tests.videostyle_airflow.operator_doubles import RecordedLog
 
 if TYPE_CHECKING:
     from airflow.dag_processing.dagbag import DagBag
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 # Airflow reads its configuration once, on first import, and test modules import it while
 # being collected: the private home has to be in the environment before any of them is

@@ -15,8 +15,8 @@ import kmock
 import pytest
 from airflow.sdk.exceptions import AirflowException
 
-from tests.dags.kubernetes.conftest import MPIJOBS, NAMESPACE, EmulatedKubernetes
-from tests.dags.kubernetes.mpijob_doubles import (
+from tests.videostyle_airflow.kubernetes.conftest import MPIJOBS, NAMESPACE, EmulatedKubernetes
+from tests.videostyle_airflow.kubernetes.mpijob_doubles import (
     MPIJOBS_PATH,
     PODS_PATH,
     calls,

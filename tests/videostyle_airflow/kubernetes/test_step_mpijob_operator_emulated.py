@@ -15,8 +15,13 @@ import pytest
 from airflow.sdk import Context
 from airflow.sdk.exceptions import TaskDeferred
 
-from tests.dags.kubernetes.conftest import MPIJOBS, NAMESPACE, SECRETS, EmulatedKubernetes
-from tests.dags.kubernetes.k8s_schemas import validate_mpijob
+from tests.videostyle_airflow.kubernetes.conftest import (
+    MPIJOBS,
+    NAMESPACE,
+    SECRETS,
+    EmulatedKubernetes,
+)
+from tests.videostyle_airflow.kubernetes.k8s_schemas import validate_mpijob
 from videostyle_airflow.kubernetes.launcher import kubernetes_step_operator
 from videostyle_airflow.kubernetes.step_mpijob_operator import StepMPIJobOperator
 

@@ -13,8 +13,13 @@ import kubernetes.client.exceptions
 import kubernetes_asyncio.client.exceptions
 import pytest
 
-from tests.dags.kubernetes.conftest import MPIJOBS, NAMESPACE, SECRETS, EmulatedKubernetes
-from tests.dags.kubernetes.mpijob_doubles import (
+from tests.videostyle_airflow.kubernetes.conftest import (
+    MPIJOBS,
+    NAMESPACE,
+    SECRETS,
+    EmulatedKubernetes,
+)
+from tests.videostyle_airflow.kubernetes.mpijob_doubles import (
     DAG_ID,
     MPIJOBS_PATH,
     RUN_HASH,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from tests.dags.operator_doubles import RecordedLog, TaskInstance
+from tests.videostyle_airflow.operator_doubles import RecordedLog, TaskInstance
 from videostyle.defaults import BUILTIN_MODEL
 from videostyle.plan import load_plan
 from videostyle.progress import JOB_LINE, RANK_LINE, parse_progress

@@ -12,7 +12,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from pydantic import ValidationError
 
-from tests.dags.kubernetes.k8s_schemas import validate_mpijob
+from tests.videostyle_airflow.kubernetes.k8s_schemas import validate_mpijob
 from videostyle.steps.table import STEPS
 from videostyle_airflow.config import PROCESS_DAG_ID
 from videostyle_airflow.kubernetes.config import KubernetesConfig, load_kubernetes_config

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from tests.dags.operator_doubles import RecordedLog, TaskInstance
+from tests.videostyle_airflow.operator_doubles import RecordedLog, TaskInstance
 from videostyle_airflow import local_step
 from videostyle_airflow.launchers import step_task
 from videostyle_airflow.local_step import LocalStepOperator

@@ -18,8 +18,13 @@ import pytest
 from airflow.sdk import Context
 from airflow.sdk.exceptions import TaskDeferred
 
-from tests.dags.kubernetes.conftest import MPIJOBS, NAMESPACE, PODS, EmulatedKubernetes
-from tests.dags.operator_doubles import TaskInstance
+from tests.videostyle_airflow.kubernetes.conftest import (
+    MPIJOBS,
+    NAMESPACE,
+    PODS,
+    EmulatedKubernetes,
+)
+from tests.videostyle_airflow.operator_doubles import TaskInstance
 from videostyle_airflow.kubernetes.hook import attempt_name, task_run_hash
 from videostyle_airflow.kubernetes.mpijob_operator import MPIJobOperator, env_from_attempt_secret
 from videostyle_airflow.kubernetes.mpijob_trigger import MPIJobTrigger

@@ -17,7 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.dags.kubernetes.k8s_schemas import ManifestError, validate_core, validate_mpijob
+from tests.videostyle_airflow.kubernetes.k8s_schemas import (
+    ManifestError,
+    validate_core,
+    validate_mpijob,
+)
 from videostyle_airflow import credentials
 from videostyle_airflow.kubernetes.mpijob_spec import KUEUE_QUEUE_LABEL
 from videostyle_airflow.kubernetes.pod_spec import IMAGE_USER_ID

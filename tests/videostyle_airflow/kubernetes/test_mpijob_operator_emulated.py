@@ -13,8 +13,14 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from tests.dags.kubernetes.conftest import MPIJOBS, NAMESPACE, PODS, SECRETS, EmulatedKubernetes
-from tests.dags.kubernetes.mpijob_doubles import (
+from tests.videostyle_airflow.kubernetes.conftest import (
+    MPIJOBS,
+    NAMESPACE,
+    PODS,
+    SECRETS,
+    EmulatedKubernetes,
+)
+from tests.videostyle_airflow.kubernetes.mpijob_doubles import (
     MPIJOBS_PATH,
     PODS_PATH,
     RUN_HASH,
