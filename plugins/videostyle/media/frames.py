@@ -87,9 +87,10 @@ def read_frames(
             proc.stdout.close()
             returncode = proc.wait(timeout=timeout)
         finally:
-            if proc.poll() is None:
+            if proc.poll() is None:  # the consumer stopped early, or reading failed
                 proc.kill()
                 proc.wait()
+            proc.stdout.close()
         if returncode != 0:
             raise FFmpegError(f"decoding {path.name} failed: {_stderr_tail(stderr)}")
         if done != count or extra:

@@ -127,7 +127,15 @@ class KubernetesConfig(_Model):
     # A backstop for MPIJobs the operator could not delete itself.
     ttl_seconds_after_finished: int = Field(default=3600, ge=0)
 
-    startup_timeout_seconds: int = Field(default=600, gt=0)  # a CUDA image pull takes minutes
+    # A step pod, or an MPIJob, not Running this long after creation ends the try as a retry:
+    # a CUDA image pull plus a GPU node scaled up from zero take minutes.
+    startup_timeout_seconds: int = Field(default=600, gt=0)
+    # How long the launcher waits for every worker to answer (DNS, sshd) before starting mpirun:
+    # as long as a spot GPU node takes to arrive and pull the image.
+    workers_wait_seconds: int = Field(default=900, gt=0)
+    # A worker pod missing, or not Ready, this long while the launcher runs (a spot node taken
+    # away) ends the try as a retry, and the MPIJob is deleted so that it holds no other GPU.
+    worker_lost_seconds: int = Field(default=180, gt=0)
     poll_interval_seconds: float = Field(default=10.0, gt=0)
     deferrable: bool = True
 
