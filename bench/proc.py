@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from videostyle.commands import process_env as step_env
+from videostyle.commands import process_env
 
 ROOT = Path(__file__).resolve().parents[1]
 # `python -m` puts its working directory first on sys.path: the root makes `bench` importable.
@@ -18,7 +18,7 @@ def env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """A step's environment. The library is installed in the venv (`pip install -e .`); the
     benchmark's own modules (`python -m bench.X`) import from the repository root, the working
     directory `run` gives them (BENCH_CWD)."""
-    return step_env(extra)
+    return process_env(extra)
 
 
 class Ran(NamedTuple):

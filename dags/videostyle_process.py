@@ -12,7 +12,7 @@ from airflow.sdk import DAG, Param, chain, get_current_context, task
 from videostyle.defaults import BUILTIN_MODEL, DEFAULT_CRF, DEFAULT_RANKS, DEFAULT_STYLE
 from videostyle.models.registry import MODELS
 from videostyle.models.styles import STYLE_NAMES
-from videostyle.steps.table import STEPS, Step
+from videostyle.steps.table import STEPS, Step, step_args
 from videostyle_airflow.claims import record_run_claim
 from videostyle_airflow.config import (
     MAX_ACTIVE_RUNS,
@@ -32,28 +32,6 @@ from videostyle_airflow.publication import PUBLISHED_VIDEOS
 # Rendered per task from the run id: every try of every task of a run names the same job,
 # so a retried score resumes from the units already finished.
 JOB = "{{ run_id | job_id }}"
-# The arguments of the step that plans the job (preprocess): the video and the job's options.
-PLAN_ARGS = [
-    "--job",
-    JOB,
-    "--model",
-    "{{ params.model }}",
-    "--options",
-    "{{ params | model_options }}",
-    "--crf",
-    "{{ params.crf }}",
-    "--ranks",
-    "{{ params.ranks }}",
-    "--",  # whatever the video's name, it is never read as an option
-    "{{ params.video }}",
-]
-# The tasks are the steps table's (videostyle.steps.table), in its order. A step's time limit
-# (its task's execution_timeout), DEFAULT_EXECUTION_TIMEOUT where not given here:
-EXECUTION_TIMEOUTS = {
-    "score": timedelta(hours=4),
-    "publish": timedelta(minutes=15),
-}
-DEFAULT_EXECUTION_TIMEOUT = timedelta(minutes=30)
 # A step under MPI (score) runs on the run's ranks, in the scoring pool; a lost rank or node is
 # the usual failure, and a retry redoes only unfinished units.
 MPI_TASK: dict[str, Any] = {
@@ -67,9 +45,7 @@ MPI_TASK: dict[str, Any] = {
 def task_settings(step: Step) -> dict[str, Any]:
     """What Airflow adds to a step's task: its time limit, MPI_TASK for a step under MPI, and
     for the step with a result line (publish) the asset each published video becomes."""
-    settings: dict[str, Any] = {
-        "execution_timeout": EXECUTION_TIMEOUTS.get(step.name, DEFAULT_EXECUTION_TIMEOUT)
-    }
+    settings: dict[str, Any] = {"execution_timeout": step.time_limit}
     if step.mpi:
         settings |= MPI_TASK
     if step.result_line:
@@ -202,7 +178,15 @@ with DAG(
         step_task(
             step.name,
             task_id=step.name,
-            args=PLAN_ARGS if step.job_options else ["--job", JOB],
+            args=step_args(
+                step,
+                job=JOB,
+                video="{{ params.video }}",
+                model="{{ params.model }}",
+                options="{{ params | model_options }}",
+                crf="{{ params.crf }}",
+                ranks="{{ params.ranks }}",
+            ),
             **task_settings(step),
         )
         for step in STEPS.values()

@@ -142,12 +142,17 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
         )
         print(json.dumps(report))
         return
+    result = run_step(args, settings)
+    if STEPS[args.step].result_line:
+        print(json.dumps(result))
+
+
+def run_step(args: argparse.Namespace, settings: Settings) -> Any:
+    """Run the step `args` (parsed by build_parser) names, in this process; its result."""
     step = STEPS[args.step]
     if step.job_options:
         args.model, args.options = model_and_options(args)
-    result = importlib.import_module(step.module).from_cli(Stores(settings), settings, args)
-    if step.result_line:
-        print(json.dumps(result))
+    return importlib.import_module(step.module).from_cli(Stores(settings), settings, args)
 
 
 def main(argv: list[str] | None = None) -> int:

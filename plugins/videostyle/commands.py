@@ -10,8 +10,6 @@ from pathlib import Path
 
 from videostyle.steps import table as steps_table
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-
 
 def mpirun() -> str:
     """The mpirun of the MPI that mpi4py was built against: the venv's first, then PATH's.
@@ -37,10 +35,6 @@ def step_argv(step: str, args: Sequence[str], *, ranks: int = 1) -> list[str]:
 
 
 def process_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a step's process: this one's, with the package importable."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p
-    )
-    env.update(extra or {})
-    return env
+    """The environment for a step's process: this one's (the project is installed, so the
+    package imports anywhere), with `extra`."""
+    return {**os.environ, **(extra or {})}

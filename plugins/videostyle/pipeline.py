@@ -1,4 +1,5 @@
-"""`videostyle run`: every step on a local file, handing off through a local folder.
+"""`videostyle run`: every step of the steps table on a local file, handing off through a local
+folder.
 
 The same step functions and the same mpirun launch as in Airflow; only the stores differ.
 """
@@ -11,12 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from videostyle.cli import build_parser, run_step
 from videostyle.commands import process_env, step_argv
 from videostyle.errors import BadInputError, VideostyleError
 from videostyle.settings import Settings
-from videostyle.steps.preprocess import preprocess
-from videostyle.steps.publish import publish
-from videostyle.steps.stitch import stitch
+from videostyle.steps.table import STEPS, step_args
 from videostyle.storage import Stores
 
 
@@ -63,25 +63,26 @@ def run_local(
         options = local_style_image(options, Path(urls["styles_url"]))
         settings = settings.model_copy(update={**urls, "scratch_dir": Path(urls["scratch_dir"])})
         stores = Stores(settings)
-        preprocess(
-            stores,
-            settings,
-            video=source.name,
-            job_id=job_id,
-            model=model,
-            options=options,
-            crf=crf,
-            ranks=ranks,
-        )
         env = process_env({f"VIDEOSTYLE_{key.upper()}": value for key, value in urls.items()})
-        scored = subprocess.run(
-            step_argv("score", ["--job", job_id], ranks=ranks), env=env, check=False
-        )
-        if scored.returncode != 0:
-            raise VideostyleError(f"scoring exited {scored.returncode}")
-        stitch(stores, settings, job_id=job_id)
-        names = publish(stores, settings, job_id=job_id)
+        for step in STEPS.values():
+            args = step_args(
+                step,
+                job=job_id,
+                video=source.name,
+                model=model,
+                options=json.dumps(options),
+                crf=str(crf),
+                ranks=str(ranks),
+            )
+            if step.mpi:
+                done = subprocess.run(step_argv(step.name, args, ranks=ranks), env=env, check=False)
+                if done.returncode != 0:
+                    raise VideostyleError(f"{step.name} exited {done.returncode}")
+                continue
+            result = run_step(build_parser().parse_args([step.name, *args]), settings)
+            if step.result_line:
+                published = result  # the blobs publish put in the outputs
         output.parent.mkdir(parents=True, exist_ok=True)
-        stores.outputs.download(names["output"], output)
-        report: dict[str, Any] = json.loads(stores.outputs.read_bytes(names["report"]))
+        stores.outputs.download(published["output"], output)
+        report: dict[str, Any] = json.loads(stores.outputs.read_bytes(published["report"]))
     return report

@@ -126,13 +126,15 @@ def test_services_wait_for_what_they_need(services: dict[str, Any]) -> None:
 
 def test_airflow_init_runs_a_module_the_airflow_image_carries(services: dict[str, Any]) -> None:
     """`python -m videostyle_airflow.provision` runs outside Airflow's own plugin loading: the
-    image must carry plugins/ where its PYTHONPATH points."""
+    image must install the project whose plugins/ it carries (tests/images/test_dockerfiles.py
+    checks how)."""
     build = services["airflow-init"]["build"]
     steps = instructions(ROOT / build["context"] / build["dockerfile"])
-    env = [i.args for i in steps if i.keyword == "ENV"]
-    assert "PYTHONPATH=/opt/airflow/plugins" in env
     copies = [i.args.split() for i in steps if i.keyword == "COPY"]
     assert ["plugins/", "/opt/airflow/plugins/"] in copies
+    assert ["pyproject.toml", "/opt/airflow/pyproject.toml"] in copies
+    runs = [i.args for i in steps if i.stage == build["target"] and i.keyword == "RUN"]
+    assert "pip install --no-cache-dir --no-deps -e /opt/airflow" in runs
     module = PROVISION[PROVISION.index("-m") + 1]
     assert (ROOT / "plugins" / (module.replace(".", "/") + ".py")).is_file()
 
@@ -228,8 +230,6 @@ def test_airflow_init_provisions_the_pool_variables_and_containers(
     env |= {
         "AIRFLOW_HOME": str(tmp_path),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        # The image's ENV PYTHONPATH.
-        "PYTHONPATH": str(ROOT / "plugins"),
         "AIRFLOW_CONN_VIDEOSTYLE_BLOB": json.dumps(
             {"conn_type": "wasb", "extra": {"connection_string": connection_string}}
         ),

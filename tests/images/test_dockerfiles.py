@@ -131,6 +131,37 @@ def _mount_targets(dockerfile: Path) -> dict[str, str]:
     return targets
 
 
+def _project_folder(dockerfile: Path) -> str:
+    """Where the Dockerfile copies pyproject.toml: the project's root in the image."""
+    (target,) = [
+        i.args.split()[1]
+        for i in instructions(dockerfile)
+        if i.keyword == "COPY" and i.args.split()[0] == "pyproject.toml"
+    ]
+    return str(Path(target).parent)
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "final_stages"),
+    [(WORKER, ["0"]), (AIRFLOW, ["kubernetes", "local"])],
+    ids=["worker", "airflow"],
+)
+def test_images_install_the_project_as_a_developers_venv_does(
+    dockerfile: Path, final_stages: list[str]
+) -> None:
+    """Every image imports videostyle from an editable install of the project, its packages
+    copied under plugins/ beside pyproject.toml, as `make deps` does: no PYTHONPATH."""
+    steps = instructions(dockerfile)
+    assert not [i for i in steps if i.keyword == "ENV" and "PYTHONPATH" in i.args]
+    project = _project_folder(dockerfile)
+    copied = [i.args.split()[1] for i in steps if i.keyword == "COPY"]
+    assert any(target.startswith(f"{project}/plugins/") for target in copied), copied
+    install = f"pip install --no-cache-dir --no-deps -e {project}"
+    for stage in final_stages:
+        runs = [i.args for i in steps if i.stage == stage and i.keyword == "RUN"]
+        assert any(install in run for run in runs), (stage, runs)
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_name)
 def test_pip_installs_only_what_requirements_txt_pins(dockerfile: Path) -> None:
     """Every pip install names no package itself: it reads requirements files from the repo,
@@ -140,6 +171,9 @@ def test_pip_installs_only_what_requirements_txt_pins(dockerfile: Path) -> None:
     assert installs
     pinned = pins(REQUIREMENTS)
     for args in installs:
+        if "-e" in args:  # the project itself: its requirements are the pins, installed before
+            assert args == ["--no-cache-dir", "--no-deps", "-e", _project_folder(dockerfile)]
+            continue
         words = iter(args)
         files: dict[str, str] = {}
         for word in words:
@@ -247,7 +281,6 @@ def _entrypoint(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ["sh", str(ENTRYPOINT), *args],
         env={
             "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "PYTHONPATH": str(ROOT / "plugins"),
             **env,
         },
         capture_output=True,

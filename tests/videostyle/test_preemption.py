@@ -38,8 +38,7 @@ from tests.processes import (
     wait_until,
     world_ranks,
 )
-from videostyle.commands import mpirun, step_argv
-from videostyle.commands import process_env as step_env
+from videostyle.commands import mpirun, process_env, step_argv
 from videostyle.plan import load_plan
 from videostyle.settings import Settings
 from videostyle.storage import Stores
@@ -66,7 +65,7 @@ def local_stores(root: Path) -> tuple[dict[str, str], Stores]:
     stores = Stores(
         Settings(inputs_url=urls["inputs"], work_url=urls["work"], outputs_url=urls["outputs"])
     )
-    return step_env(settings), stores
+    return process_env(settings), stores
 
 
 def cli(env: dict[str, str], step: str, job: str, *args: str) -> None:

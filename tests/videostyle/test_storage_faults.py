@@ -9,7 +9,6 @@ data folder.
 
 import ast
 import contextlib
-import os
 import re
 import socket
 import subprocess
@@ -25,8 +24,7 @@ from scripts.azurite import azurite_connection_string, free_port
 from tests.conftest import start_azurite
 from tests.media import decode_rgb
 from tests.processes import freeze, kill_all, thaw, tree, world_ranks
-from videostyle.commands import process_env as step_env
-from videostyle.commands import step_argv
+from videostyle.commands import process_env, step_argv
 from videostyle.plan import load_plan
 from videostyle.settings import Settings
 from videostyle.storage import Stores
@@ -221,7 +219,7 @@ def test_a_blob_service_outage_mid_scoring_is_ridden_out(
     def cli(step: str, job: str, *args: str) -> None:
         done = subprocess.run(
             step_argv(step, ["--job", job, *args], ranks=RANKS),
-            env=step_env(),
+            env=process_env(),
             capture_output=True,
             text=True,
             timeout=600,
@@ -239,8 +237,7 @@ def test_a_blob_service_outage_mid_scoring_is_ridden_out(
     hook.mkdir()
     http.mkdir()
     (hook / "sitecustomize.py").write_text(HTTP_LOG_HOOK)
-    env = step_env({"VIDEOSTYLE_TEST_HTTP_LOG": str(http)})
-    env["PYTHONPATH"] = f"{hook}{os.pathsep}{env['PYTHONPATH']}"
+    env = process_env({"VIDEOSTYLE_TEST_HTTP_LOG": str(http), "PYTHONPATH": str(hook)})
     stderr = tmp_path / "score.log"
     with stderr.open("wb") as err:
         scoring = subprocess.Popen(

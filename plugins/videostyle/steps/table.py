@@ -7,6 +7,7 @@ process DAG all read this table; adding a step is a row here and the step's own 
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 # The blob stores a step may be granted (each one container).
@@ -25,6 +26,7 @@ class Step:
     :param result_line: its last stdout line is a JSON object, its result (see `result_of`).
     :param job_options: takes the video and the job's options (`videostyle preprocess VIDEO
         --model ... --ranks N`), which it plans the job with; the others take `--job` only.
+    :param time_limit: the most one try of the step may take (Airflow's execution_timeout).
 
     The step's code is the module videostyle.steps.NAME, whose `from_cli(stores, settings,
     args)` the CLI calls with the parsed command line (the job's model and options resolved).
@@ -36,6 +38,7 @@ class Step:
     mpi: bool = False
     result_line: bool = False
     job_options: bool = False
+    time_limit: timedelta = timedelta(minutes=30)
 
     @property
     def module(self) -> str:
@@ -50,6 +53,17 @@ class Step:
             return cli
         # `python -m mpi4py` turns one rank's uncaught exception into an abort of the whole world.
         return [mpirun, "-n", str(ranks), python, "-m", "mpi4py", *cli[1:]]
+
+
+def step_args(
+    step: Step, *, job: str, video: str, model: str, options: str, crf: str, ranks: str
+) -> list[str]:
+    """The step's arguments for one job (strings: Airflow passes templates): `--job JOB`, and
+    the video and the job's options for the step that plans the job."""
+    if not step.job_options:
+        return ["--job", job]
+    options_args = ["--model", model, "--options", options, "--crf", crf, "--ranks", ranks]
+    return ["--job", job, *options_args, "--", video]  # `--`: a video name is never an option
 
 
 def cli_command(subcommand: str, args: Sequence[str], *, python: str) -> list[str]:
@@ -76,6 +90,7 @@ STEPS: Mapping[str, Step] = {
             "style this rank's units (run under mpirun)",
             grants={"work": "rwl"},
             mpi=True,
+            time_limit=timedelta(hours=4),
         ),
         Step(
             "stitch",
@@ -87,6 +102,7 @@ STEPS: Mapping[str, Step] = {
             "put the video and its report in the outputs container",
             grants={"work": "rwl", "outputs": "rwl"},
             result_line=True,
+            time_limit=timedelta(minutes=15),
         ),
     )
 }

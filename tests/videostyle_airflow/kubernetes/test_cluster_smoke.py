@@ -37,7 +37,6 @@ def test_the_sample_runs_manifests_pass_a_server_side_dry_run(
     subprocess.run(
         [sys.executable, "-m", "videostyle_airflow.kubernetes.manifests", str(tmp_path)],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")},
         check=True,
         capture_output=True,
     )
