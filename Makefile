@@ -68,7 +68,7 @@ format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 
 typecheck: $(BIN)/.installed
-	$(BIN)/mypy plugins dags bench scripts
+	$(BIN)/mypy plugins dags bench scripts tests
 
 # The live service: Azurite, PostgreSQL and Airflow's four components, all on 127.0.0.1.
 up: deps

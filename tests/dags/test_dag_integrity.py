@@ -51,6 +51,7 @@ def test_dag_is_tagged(dag: DAG) -> None:
 def test_every_task_has_owner_retries_and_timeout(dag: DAG) -> None:
     for task in dag.tasks:
         assert task.owner == OWNER, task.task_id
+        assert task.retries is not None, task.task_id
         assert task.retries >= 1, task.task_id
         assert task.execution_timeout is not None, task.task_id
 

@@ -68,7 +68,8 @@ def run_process_dag(
     monkeypatch.setattr(local_step, "step_argv", steps)
     dag = DagBag().dags[PROCESS_DAG_ID]
     dag.get_task("score").retry_delay = timedelta(0)  # the test need not wait for the retry
-    return dag.test(run_conf=conf)
+    run: DagRun = dag.test(run_conf=conf)
+    return run
 
 
 def xcoms_of(run: DagRun) -> dict[tuple[str, str], Any]:
@@ -79,7 +80,7 @@ def xcoms_of(run: DagRun) -> dict[tuple[str, str], Any]:
         return {(row.task_id, row.key): XComModel.deserialize_value(row) for row in rows}
 
 
-def task_states(run: DagRun) -> dict[str, tuple[TaskInstanceState | None, int]]:
+def task_states(run: DagRun) -> dict[str, tuple[str | None, int]]:
     with create_session() as session:
         tis = session.merge(run).get_task_instances(session=session)
         return {ti.task_id: (ti.state, ti.try_number) for ti in tis}

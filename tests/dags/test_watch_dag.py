@@ -14,6 +14,10 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.models.dagrun import DagRun
 from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 from airflow.sdk import DAG
+from airflow.serialization.definitions.assets import (
+    SerializedAsset,
+    SerializedAssetBooleanCondition,
+)
 from airflow.serialization.definitions.dag import SerializedDAG
 from airflow.serialization.serialized_objects import DagSerialization
 from airflow.timetables.assets import AssetOrTimeSchedule
@@ -45,7 +49,7 @@ def upload_videos(
         )
 
 
-def process_runs() -> dict[str, dict[str, object]]:
+def process_runs() -> dict[str, dict[str, object] | None]:
     """run id → conf of every videostyle_process run in the metadata database."""
     with create_session() as session:
         runs = session.scalars(select(DagRun).where(DagRun.dag_id == PROCESS_DAG_ID))
@@ -66,7 +70,9 @@ def test_the_watch_runs_on_the_events_of_the_inputs_asset(configured_watch: Seri
     timetable = configured_watch.timetable
 
     assert isinstance(timetable, AssetOrTimeSchedule)
+    assert isinstance(timetable.asset_condition, SerializedAssetBooleanCondition)
     [asset] = timetable.asset_condition.objects
+    assert isinstance(asset, SerializedAsset)
     assert (asset.name, asset.uri) == ("videostyle_inputs", "az://uploads/incoming")
     [watcher] = asset.watchers
     assert watcher.trigger == {
@@ -87,6 +93,7 @@ def test_the_docs_say_where_to_upload_and_where_outputs_land(
     configured_watch: SerializedDAG,
 ) -> None:
     doc = configured_watch.doc_md
+    assert doc is not None
 
     assert "Upload a video to **`az://uploads/incoming`**" in doc
     assert "`VIDEOSTYLE_INPUTS_URL`" in doc

@@ -5,8 +5,10 @@ worker's entrypoint run for real."""
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -267,6 +269,27 @@ def test_worker_follows_the_mpi_operator_conventions() -> None:
     assert re.search(r"^\s+Port 2222$", ssh, re.MULTILINE)
 
 
+def test_launcher_ssh_notices_a_vanished_worker_within_a_minute() -> None:
+    # A worker whose VM vanished without a drain answers nothing: keepalives end its ssh
+    # connection, and with it mpirun. Read as ssh reads the image's ssh_config (that file only).
+    if shutil.which("ssh") is None:
+        pytest.skip("no OpenSSH client here")
+    config = str(ROOT / "images/worker/ssh_config")
+    result = subprocess.run(
+        ["ssh", "-G", "-F", config, "score-worker-0.score.videostyle.svc"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    settings = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert settings["port"] == "2222"
+    interval, count = int(settings["serveraliveinterval"]), int(settings["serveralivecountmax"])
+    assert interval > 0
+    assert interval * count <= 60
+    assert 0 < int(settings["connecttimeout"]) <= 30
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_name)
 def test_no_credential_is_baked_in(dockerfile: Path) -> None:
     for i in instructions(dockerfile):
@@ -309,3 +332,21 @@ def test_entrypoint_on_a_launcher_starts_once_the_hostfile_resolves(tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert result.stdout == "ok\n"
     assert result.stderr == ""
+
+
+def test_entrypoint_on_a_launcher_waits_for_workers_as_long_as_configured(tmp_path: Path) -> None:
+    hostfile = tmp_path / "hostfile"
+    hostfile.write_text("score-worker-0.invalid:1\n")  # .invalid never resolves (RFC 6761)
+    started = time.monotonic()
+    result = _entrypoint(
+        "echo",
+        "ok",
+        K_MPI_JOB_ROLE="launcher",
+        HYDRA_HOST_FILE=str(hostfile),
+        VIDEOSTYLE_WORKERS_WAIT_SECONDS="2",
+    )
+    waited = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"  # then starts anyway, for Hydra to say what is wrong
+    assert "score-worker-0.invalid does not resolve after 2 s" in result.stderr
+    assert 2 <= waited < 30

@@ -44,6 +44,7 @@ def test_every_listening_socket_is_on_loopback(live_service: LiveService) -> Non
         except ProcessLookupError:
             continue
         if session in sessions:
+            assert conn.laddr, conn  # an inet socket that listens has its address
             listening[conn.laddr.port] = (sessions[session], conn.laddr.ip)
     assert listening[live_service.api_port][0] == "api-server"
     assert listening[live_service.blob_port][0] == "azurite"

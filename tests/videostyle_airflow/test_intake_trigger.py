@@ -198,7 +198,10 @@ async def test_a_restarted_trigger_fires_once_for_the_videos_present(
     await upload(inputs, "b.mp4")
     # What the DAG processor stores, and the triggerer rebuilds the trigger from.
     stored = encode_trigger(trigger)
-    kwargs = {name: smart_decode_trigger_kwargs(value) for name, value in stored["kwargs"].items()}
+    kwargs = {
+        name: smart_decode_trigger_kwargs(value)  # type: ignore[no-untyped-call]  # unannotated in Airflow
+        for name, value in stored["kwargs"].items()
+    }
     module, _, name = stored["classpath"].rpartition(".")
     restarted = getattr(importlib.import_module(module), name)(**kwargs)
 
@@ -236,7 +239,11 @@ def private_azurite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     """A private Azurite the test may stop and start: its port, data folder and process, and a
     connection `private_blob` to it whose SDK does not retry (a listing fails at once)."""
     port, location = free_port(), tmp_path / "azurite"
-    service = {"port": port, "location": location, "proc": start_azurite(port, location)}
+    service: dict[str, Any] = {
+        "port": port,
+        "location": location,
+        "proc": start_azurite(port, location),
+    }
     connection = azurite_connection_string(port)
     BlobServiceClient.from_connection_string(connection).create_container("vin")
     extra = {"connection_string": connection, "retry_total": 0}

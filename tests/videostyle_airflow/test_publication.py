@@ -96,7 +96,8 @@ def run_process_dag(
     stores.inputs.upload(video, video.name)
     dag = DagBag().dags[PROCESS_DAG_ID]
     dag.get_task("publish").retries = 0  # a failure is final: the test need not wait for retries
-    return dag.test(run_conf={"video": video.name, "style": "scream", "ranks": 1})
+    run: DagRun = dag.test(run_conf={"video": video.name, "style": "scream", "ranks": 1})
+    return run
 
 
 def xcoms_of(run: DagRun) -> dict[tuple[str, str], Any]:

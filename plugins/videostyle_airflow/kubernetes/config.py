@@ -96,14 +96,19 @@ class KubernetesConfig(_Model):
     # Non-secret VIDEOSTYLE_* settings for every step, e.g. {"VIDEOSTYLE_PRECISION": "fp16"}.
     env: dict[str, str] = {}
 
+    # Defaults fit the nodes docs/deployment.md recommends, after AKS's reservations and the
+    # DaemonSets' share (tests/videostyle_airflow/kubernetes/test_node_fit.py): a pod that fits
+    # no node stays Pending, and the autoscaler never scales a pool up for it. No CPU limit: a
+    # pod alone on its node uses every core. ephemeral-storage, unless given, is what the pod's
+    # emptyDirs may hold (pod_spec.resources).
     step_resources: Resources = Resources(
-        requests={"cpu": "2", "memory": "4Gi"}, limits={"memory": "4Gi"}
+        requests={"cpu": "1", "memory": "4Gi"}, limits={"memory": "4Gi"}
     )
     # Scoring: None means one worker per rank the run asks for (its `ranks` param).
     workers: int | None = Field(default=None, ge=1)
     gpus_per_worker: int = Field(default=1, ge=0)
     worker_resources: Resources = Resources(
-        requests={"cpu": "4", "memory": "16Gi"}, limits={"memory": "16Gi"}
+        requests={"cpu": "2", "memory": "16Gi"}, limits={"memory": "16Gi"}
     )
     launcher_resources: Resources = Resources(
         requests={"cpu": "250m", "memory": "512Mi"}, limits={"memory": "512Mi"}
@@ -112,7 +117,8 @@ class KubernetesConfig(_Model):
     # the launcher and the step pods, which hold a run's progress, to on-demand nodes.
     workers_placement: Placement = Placement()
     launcher_placement: Placement = Placement()
-    # Every step's local scratch (an emptyDir): the source video and the units pass through it.
+    # The scratch of every step pod and worker (an emptyDir of this sizeLimit, requested as
+    # ephemeral storage): the source video and the units pass through it.
     scratch_size: Quantity = "50Gi"
 
     # Gang scheduling: a Kueue LocalQueue (label kueue.x-k8s.io/queue-name), or the operator's
@@ -130,8 +136,9 @@ class KubernetesConfig(_Model):
     # A step pod, or an MPIJob, not Running this long after creation ends the try as a retry:
     # a CUDA image pull plus a GPU node scaled up from zero take minutes.
     startup_timeout_seconds: int = Field(default=600, gt=0)
-    # How long the launcher waits for every worker to answer (DNS, sshd) before starting mpirun:
-    # as long as a spot GPU node takes to arrive and pull the image.
+    # How long the launcher waits for every worker's name to resolve before starting mpirun
+    # (images/worker/entrypoint.sh): as long as a spot GPU node takes to arrive and pull the
+    # image.
     workers_wait_seconds: int = Field(default=900, gt=0)
     # A worker pod missing, or not Ready, this long while the launcher runs (a spot node taken
     # away) ends the try as a retry, and the MPIJob is deleted so that it holds no other GPU.

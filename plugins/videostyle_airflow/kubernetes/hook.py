@@ -35,12 +35,16 @@ VERSION = "v2beta1"
 PLURAL = "mpijobs"
 KIND = "MPIJob"
 API_VERSION = f"{GROUP}/{VERSION}"
-# The labels the MPI Operator puts on an MPIJob's launcher pods.
-LAUNCHER_SELECTOR = "training.kubeflow.org/job-name={name},training.kubeflow.org/job-role=launcher"
+# The labels the MPI Operator puts on an MPIJob's pods (job-role: launcher or worker).
+JOB_SELECTOR = "training.kubeflow.org/job-name={name}"
+LAUNCHER_SELECTOR = f"{JOB_SELECTOR},training.kubeflow.org/job-role=launcher"
+WORKER_SELECTOR = f"{JOB_SELECTOR},training.kubeflow.org/job-role=worker"
 # What every try creates carries its task run's hash, so a later try finds what an earlier
 # one left.
 TASK_RUN_LABEL = "videostyle/task-run"
 TRY_LABEL = "videostyle/try-number"
+# A sync call made while a task is being killed must not outlast the time it is given.
+SYNC_REQUEST_TIMEOUT_S = 10
 # So that `<name>-worker-<index>`, a worker's hostname, stays a DNS label (63 characters).
 MAX_NAME_LENGTH = 48
 
@@ -126,6 +130,14 @@ def gone_is_fine() -> Iterator[None]:
 
 def _b64(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
+
+
+async def _items(response: ClientResponse) -> list[dict[str, Any]]:
+    """The items of a list the API answered, unread by the client (`_preload_content=False`)."""
+    if response.status != 200:
+        raise AsyncApiException(status=response.status, reason=response.reason)
+    items: list[dict[str, Any]] = (await response.json())["items"]
+    return items
 
 
 # ---- Hooks ----------------------------------------------------------------------------------
@@ -225,11 +237,35 @@ class VideostyleKubernetesHook(KubernetesHook):
 
     # Pods
 
-    def pod_log_tail(self, name: str, namespace: str, *, container: str, lines: int) -> str:
-        """The last `lines` lines of a container's log."""
+    def launcher_pods(self, mpijob: str, namespace: str) -> list[dict[str, Any]]:
+        """The launcher pods of an MPIJob, as the API wrote them (JSON, not models)."""
+        response = self.core_v1_client.list_namespaced_pod(
+            namespace,
+            label_selector=LAUNCHER_SELECTOR.format(name=mpijob),
+            _preload_content=False,
+            _request_timeout=SYNC_REQUEST_TIMEOUT_S,
+        )
+        pods: list[dict[str, Any]] = json.loads(response.data)["items"]
+        return pods
+
+    def pod_log_tail(
+        self,
+        name: str,
+        namespace: str,
+        *,
+        container: str,
+        lines: int,
+        timeout: float | None = None,
+    ) -> str:
+        """The last `lines` lines of a container's log; waiting at most `timeout` seconds."""
         # Raw: the client's own decoding of a log turns it into the repr of its bytes.
         response = self.core_v1_client.read_namespaced_pod_log(
-            name, namespace, container=container, tail_lines=lines, _preload_content=False
+            name,
+            namespace,
+            container=container,
+            tail_lines=lines,
+            _preload_content=False,
+            _request_timeout=timeout,
         )
         return bytes(response.data).decode(errors="replace")
 
@@ -250,30 +286,66 @@ class VideostyleAsyncKubernetesHook(AsyncKubernetesHook):
             )
             return mpijob
 
-    @generic_api_retry  # type: ignore[untyped-decorator]
     async def launcher_pods(self, mpijob: str, namespace: str) -> list[dict[str, Any]]:
         """The launcher pods of an MPIJob, as the API wrote them (JSON, not models)."""
+        pods: list[dict[str, Any]] = await self.list_pods(
+            namespace, LAUNCHER_SELECTOR.format(name=mpijob)
+        )
+        return pods
+
+    async def worker_pods(self, mpijob: str, namespace: str) -> list[dict[str, Any]]:
+        """The worker pods of an MPIJob, as the API wrote them."""
+        pods: list[dict[str, Any]] = await self.list_pods(
+            namespace, WORKER_SELECTOR.format(name=mpijob)
+        )
+        return pods
+
+    async def job_pods(self, mpijob: str, namespace: str) -> list[dict[str, Any]]:
+        """Every pod of an MPIJob, launcher and workers, as the API wrote them."""
+        pods: list[dict[str, Any]] = await self.list_pods(
+            namespace, JOB_SELECTOR.format(name=mpijob)
+        )
+        return pods
+
+    @generic_api_retry  # type: ignore[untyped-decorator]
+    async def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """The pods matching `label_selector`, as the API wrote them (JSON, not models)."""
         async with self.get_conn() as api:
             # No client-side model validation to trip over: an odd pod cannot turn "bad input"
             # into "the wait failed".
             response = cast(
                 ClientResponse,  # what _preload_content=False hands back
                 await AsyncCoreV1Api(api).list_namespaced_pod(
+                    namespace, label_selector=label_selector, _preload_content=False
+                ),
+            )
+            return await _items(response)
+
+    @generic_api_retry  # type: ignore[untyped-decorator]
+    async def object_events(self, name: str, namespace: str) -> list[dict[str, Any]]:
+        """The core/v1 events about the objects named `name` (a pod, a Job, the MPIJob)."""
+        async with self.get_conn() as api:
+            response = cast(
+                ClientResponse,
+                await AsyncCoreV1Api(api).list_namespaced_event(
                     namespace,
-                    label_selector=LAUNCHER_SELECTOR.format(name=mpijob),
+                    field_selector=f"involvedObject.name={name}",
                     _preload_content=False,
                 ),
             )
-            if response.status != 200:
-                raise AsyncApiException(status=response.status, reason=response.reason)
-            pods: list[dict[str, Any]] = (await response.json())["items"]
-            return pods
+            return await _items(response)
 
     async def read_pod_log(
-        self, name: str, namespace: str, *, container: str, since_seconds: int | None
+        self,
+        name: str,
+        namespace: str,
+        *,
+        container: str,
+        since_seconds: int | None,
+        tail_lines: int | None = None,
     ) -> list[str]:
         """A container's log lines, each `<RFC 3339 time> <text>`; all of it, or the last
-        `since_seconds`."""
+        `since_seconds`, or the last `tail_lines` lines."""
         options: dict[str, Any] = {
             "container": container,
             "timestamps": True,
@@ -281,6 +353,8 @@ class VideostyleAsyncKubernetesHook(AsyncKubernetesHook):
         }
         if since_seconds is not None:
             options["since_seconds"] = since_seconds
+        if tail_lines is not None:
+            options["tail_lines"] = tail_lines
         async with self.get_conn() as api:
             response = cast(
                 ClientResponse,
@@ -298,3 +372,32 @@ class VideostyleAsyncKubernetesHook(AsyncKubernetesHook):
                 await AsyncCustomObjectsApi(api).delete_namespaced_custom_object(
                     GROUP, VERSION, namespace, PLURAL, name, propagation_policy="Foreground"
                 )
+
+
+# ---- Sweeping what tries left -----------------------------------------------------------------
+
+
+class VideostyleSweepHook(VideostyleKubernetesHook):
+    """The calls of the sweeper (kubernetes/sweep.py): every MPIJob and Secret any try of any
+    task run created (TASK_RUN_LABEL), with its creationTimestamp, and their deletes."""
+
+    def labelled_mpijobs(self, namespace: str) -> dict[str, str]:
+        """Name → creationTimestamp (RFC 3339) of every MPIJob labelled TASK_RUN_LABEL."""
+        listing = self.custom_object_client.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, label_selector=TASK_RUN_LABEL
+        )
+        return _creation_times(listing["items"])
+
+    def labelled_secrets(self, namespace: str) -> dict[str, str]:
+        """Name → creationTimestamp (RFC 3339) of every Secret labelled TASK_RUN_LABEL."""
+        # Unread by the client: it holds the Secrets' data.
+        response = self.core_v1_client.list_namespaced_secret(
+            namespace, label_selector=TASK_RUN_LABEL, _preload_content=False
+        )
+        return _creation_times(json.loads(response.data)["items"])
+
+
+def _creation_times(items: list[dict[str, Any]]) -> dict[str, str]:
+    return {
+        str(item["metadata"]["name"]): str(item["metadata"]["creationTimestamp"]) for item in items
+    }

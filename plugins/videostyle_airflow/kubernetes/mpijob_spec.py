@@ -30,6 +30,17 @@ SSH_AUTH_MOUNT_PATH = "/home/mpiuser/.ssh"
 SSH_PORT = 2222
 SSHD_COMMAND = ["/usr/sbin/sshd", "-De"]
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+# The launcher's scratch: it runs mpirun only, the ranks (and their scratch) are on the workers.
+LAUNCHER_SCRATCH_SIZE = "1Gi"
+# Read by images/worker/entrypoint.sh on the launcher: how long to wait for the workers' names.
+WORKERS_WAIT_VARIABLE = "VIDEOSTYLE_WORKERS_WAIT_SECONDS"
+# Extra arguments the image's Hydra (MPICH 5) gives ssh. The MPI Operator sets
+# HYDRA_LAUNCH_EXTRA_ARGS, an old Hydra's name that this one ignores: its intent (retry the
+# connection to a worker whose sshd lags its readiness) is set here under the name read. The
+# operator's variable stays, harmless: nothing reads it. Keepalives are the image's
+# (images/worker/ssh_config).
+HYDRA_LAUNCHER_EXTRA_ARGS = "HYDRA_LAUNCHER_EXTRA_ARGS"
+SSH_EXTRA_ARGS = "-o ConnectionAttempts=10"
 
 
 def workers_for(config: KubernetesConfig, ranks: int) -> int:
@@ -49,19 +60,27 @@ def mpijob_body(
     names it)."""
     workers = workers_for(config, ranks)
     processes = workers * config.slots_per_worker
+    launcher_volumes = pod_spec.scratch_volumes(config, size=LAUNCHER_SCRATCH_SIZE)
+    worker_volumes = pod_spec.scratch_volumes(config)
     # The MPI Operator's launcher pod: the one that runs mpirun.
     launcher = _container(
         "launcher",
         config,
         args=pod_spec.cli_command(step, args, ranks=processes),
-        resources=pod_spec.resources(config.launcher_resources),
+        resources=pod_spec.resources(config.launcher_resources, volumes=launcher_volumes),
         env_from=[env_from_attempt_secret()],
+        extra_env={
+            WORKERS_WAIT_VARIABLE: str(config.workers_wait_seconds),
+            HYDRA_LAUNCHER_EXTRA_ARGS: SSH_EXTRA_ARGS,
+        },
     )
     worker = _container(
         "worker",
         config,
         args=SSHD_COMMAND,
-        resources=pod_spec.resources(config.worker_resources, gpus=config.gpus_per_worker),
+        resources=pod_spec.resources(
+            config.worker_resources, volumes=worker_volumes, gpus=config.gpus_per_worker
+        ),
         # Ready once sshd listens: what the launcher's creation waits for.
         readiness_probe=k8s.V1Probe(
             tcp_socket=k8s.V1TCPSocketAction(port=SSH_PORT),
@@ -100,10 +119,20 @@ def mpijob_body(
             "runPolicy": run_policy,
             "mpiReplicaSpecs": {
                 "Launcher": _replica(
-                    1, f"{step.name}-launcher", launcher, config, config.launcher_placement
+                    1,
+                    f"{step.name}-launcher",
+                    launcher,
+                    config,
+                    placement=config.launcher_placement,
+                    volumes=launcher_volumes,
                 ),
                 "Worker": _replica(
-                    workers, f"{step.name}-worker", worker, config, config.workers_placement
+                    workers,
+                    f"{step.name}-worker",
+                    worker,
+                    config,
+                    placement=config.workers_placement,
+                    volumes=worker_volumes,
                 ),
             },
         },
@@ -111,14 +140,20 @@ def mpijob_body(
 
 
 def _container(
-    name: str, config: KubernetesConfig, *, args: list[str], **fields: Any
+    name: str,
+    config: KubernetesConfig,
+    *,
+    args: list[str],
+    extra_env: dict[str, str] | None = None,
+    **fields: Any,
 ) -> k8s.V1Container:
+    env = {**pod_spec.env_vars(config), **(extra_env or {})}
     return k8s.V1Container(
         name=name,
         image=config.image,
         image_pull_policy=config.image_pull_policy,
         args=args,  # not `command`: the image's entrypoint stays in front (pod_spec.cli_command)
-        env=[k8s.V1EnvVar(name=k, value=v) for k, v in pod_spec.env_vars(config).items()],
+        env=[k8s.V1EnvVar(name=k, value=v) for k, v in env.items()],
         volume_mounts=pod_spec.scratch_mounts(),
         security_context=pod_spec.container_security_context(),
         **fields,
@@ -130,13 +165,15 @@ def _replica(
     component: str,
     container: k8s.V1Container,
     config: KubernetesConfig,
+    *,
     placement: Placement,
+    volumes: list[k8s.V1Volume],
 ) -> dict[str, Any]:
     template = k8s.V1PodTemplateSpec(
         metadata=k8s.V1ObjectMeta(labels=pod_spec.labels(component)),
         spec=k8s.V1PodSpec(
             containers=[container],
-            volumes=pod_spec.scratch_volumes(config),
+            volumes=volumes,
             security_context=pod_spec.pod_security_context(),
             service_account_name=config.service_account,
             automount_service_account_token=False,

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from kubernetes.client import models as k8s
+from kubernetes.utils.quantity import parse_quantity
 
 from videostyle.steps.table import Step
 from videostyle_airflow.kubernetes.config import KubernetesConfig, Placement, Resources
@@ -20,6 +21,9 @@ IMAGE_USER_ID = 1000
 SCRATCH_DIR = "/scratch"
 TMP_DIR = "/tmp"  # noqa: S108 (an emptyDir of the pod's own, not a shared /tmp)
 GPU_RESOURCE = "nvidia.com/gpu"
+EPHEMERAL_STORAGE = "ephemeral-storage"
+# /tmp: what ffmpeg and Python put there, never a step's data (that goes to scratch).
+TMP_SIZE = "1Gi"
 APP_NAME = "videostyle"
 # Time the MPI Operator or the kubelet gets to stop a step that overran, and Airflow to see
 # it, before the task's own execution_timeout strikes.
@@ -73,13 +77,32 @@ def container_security_context() -> k8s.V1SecurityContext:
     )
 
 
-def scratch_volumes(config: KubernetesConfig) -> list[k8s.V1Volume]:
+def scratch_volumes(config: KubernetesConfig, *, size: str | None = None) -> list[k8s.V1Volume]:
+    """The scratch and /tmp emptyDirs; scratch of `size`, else the configured scratch_size."""
     return [
         k8s.V1Volume(
-            name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=config.scratch_size)
+            name="scratch",
+            empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=size or config.scratch_size),
         ),
-        k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit="1Gi")),
+        k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=TMP_SIZE)),
     ]
+
+
+def ephemeral_storage(volumes: Sequence[k8s.V1Volume]) -> str:
+    """The local disk a pod's emptyDirs may fill together: the sum of their sizeLimits."""
+    total = sum(
+        parse_quantity(volume.empty_dir.size_limit)
+        for volume in volumes
+        if volume.empty_dir is not None and volume.empty_dir.size_limit
+    )
+    return _bytes_quantity(int(total))
+
+
+def _bytes_quantity(amount: int) -> str:
+    for suffix, unit in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if amount and amount % unit == 0:
+            return f"{amount // unit}{suffix}"
+    return str(amount)
 
 
 def scratch_mounts() -> list[k8s.V1VolumeMount]:
@@ -89,12 +112,21 @@ def scratch_mounts() -> list[k8s.V1VolumeMount]:
     ]
 
 
-def resources(spec: Resources, *, gpus: int = 0) -> k8s.V1ResourceRequirements:
-    """Requests and limits; GPUs are limits only (Kubernetes makes the request equal)."""
+def resources(
+    spec: Resources, *, volumes: Sequence[k8s.V1Volume], gpus: int = 0
+) -> k8s.V1ResourceRequirements:
+    """Requests and limits; GPUs are limits only (Kubernetes makes the request equal).
+
+    Unless `spec` requests ephemeral-storage itself, the pod requests what its emptyDirs
+    (`volumes`) may hold: the scheduler then places it only on a node with that much disk, and
+    a kubelet short of disk evicts the pods using more than they requested first.
+    """
+    requests: dict[str, str] = {name: amount for name, amount in spec.requests.items()}
+    requests.setdefault(EPHEMERAL_STORAGE, ephemeral_storage(volumes))
     limits: dict[str, str] = {name: amount for name, amount in spec.limits.items()}
     if gpus:
         limits[GPU_RESOURCE] = str(gpus)
-    return k8s.V1ResourceRequirements(requests=dict(spec.requests), limits=limits or None)
+    return k8s.V1ResourceRequirements(requests=requests, limits=limits or None)
 
 
 def tolerations(placement: Placement) -> list[k8s.V1Toleration]:
@@ -105,6 +137,7 @@ def step_pod_arguments(config: KubernetesConfig, step: str) -> dict[str, Any]:
     """KubernetesPodOperator's arguments for a step pod, but its `arguments` (the CLI) and its
     deadline (from the task's execution_timeout, see StepPodOperator)."""
     placement = config.launcher_placement
+    volumes = scratch_volumes(config)
     return {
         "kubernetes_conn_id": config.kubernetes_conn_id,
         "namespace": config.namespace,
@@ -113,8 +146,8 @@ def step_pod_arguments(config: KubernetesConfig, step: str) -> dict[str, Any]:
         "name": f"{APP_NAME}-{step}",
         "labels": labels(step),
         "env_vars": env_vars(config),
-        "container_resources": resources(config.step_resources),
-        "volumes": scratch_volumes(config),
+        "container_resources": resources(config.step_resources, volumes=volumes),
+        "volumes": volumes,
         "volume_mounts": scratch_mounts(),
         "security_context": pod_security_context(),
         "container_security_context": container_security_context(),

@@ -51,6 +51,8 @@ class StepMPIJobOperator(MPIJobOperator):
             namespace=config.namespace,
             kubernetes_conn_id=config.kubernetes_conn_id,
             poll_interval=config.poll_interval_seconds,
+            startup_timeout_seconds=config.startup_timeout_seconds,
+            worker_lost_seconds=config.worker_lost_seconds,
             deferrable=config.deferrable,
             **kwargs,
         )

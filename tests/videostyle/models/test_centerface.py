@@ -52,7 +52,7 @@ def detector(net: CenterFace) -> FaceDetector:
 
 @pytest.fixture(scope="module")
 def astronaut() -> np.ndarray:
-    return np.ascontiguousarray(data.astronaut())
+    return np.ascontiguousarray(data.astronaut())  # type: ignore[no-untyped-call]  # scikit-image leaves data.astronaut unannotated
 
 
 def session(model: onnx.ModelProto | Path) -> ort.InferenceSession:

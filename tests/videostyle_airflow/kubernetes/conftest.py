@@ -2,9 +2,11 @@
 
 kmock stores what clients create and serves it back. `ApiServerEmulator` adds the few API
 server behaviours the operators rely on: a uid and creationTimestamp on every created object,
-201 Created, label selectors on lists (equality, `!=`, a key's presence or absence), and
-garbage collection of objects whose ownerReferences all point at deleted objects. No MPI
-Operator runs here: tests play it, writing the MPIJob's status and its launcher pod.
+201 Created, label selectors on lists (equality, `!=`, a key's presence or absence), field
+selectors by equality (`involvedObject.name=...`), and garbage collection of objects whose
+ownerReferences all point at deleted objects. No MPI Operator runs here: tests play it,
+writing the MPIJob's status, its pods and their events; and they play an API server in
+trouble by interrupting requests (`interrupts`: answer an error, or nothing for a while).
 
 The server runs its own event loop in a thread, so that both the synchronous `kubernetes`
 client (the operator, through KubernetesHook) and asyncio code (the trigger, through
@@ -17,10 +19,10 @@ import datetime
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiohttp.web
 import kmock
@@ -30,8 +32,10 @@ NAMESPACE = "videostyle-test"
 MPIJOBS = "kubeflow.org/v2beta1/mpijobs"
 SECRETS = "v1/secrets"
 PODS = "v1/pods"
+EVENTS = "v1/events"
 
 T = TypeVar("T")
+Interrupt = Callable[[kmock.Request], Awaitable[aiohttp.web.StreamResponse | None]]
 
 
 class ApiServerEmulator(kmock.KubernetesEmulator):
@@ -41,10 +45,16 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         # Called with each request before it is served: how tests play a controller.
         self.before_serving: list[Callable[[kmock.Request], None]] = []
+        # Awaited with each request after those; the first response given is served instead:
+        # how tests play an API server failing (an error answered, or an answer delayed).
+        self.interrupts: list[Interrupt] = []
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         for effect in self.before_serving:
             effect(request)
+        for interrupt in self.interrupts:
+            if (interrupted := await interrupt(request)) is not None:
+                return interrupted
         if request.action == kmock.action.CREATE and isinstance(request.data, dict):
             metadata = request.data.setdefault("metadata", {})
             metadata.setdefault("uid", str(uuid.uuid4()))
@@ -57,13 +67,15 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         return response
 
     async def _serve_list(self, request: kmock.Request) -> Any:
-        listing = await super()._serve_list(request)
+        listing = cast(dict[str, Any], await super()._serve_list(request))
         if selector := request.params.get("labelSelector"):
             listing["items"] = [
                 item
                 for item in listing["items"]
                 if _selects(selector, item.get("metadata", {}).get("labels") or {})
             ]
+        if selector := request.params.get("fieldSelector"):
+            listing["items"] = [item for item in listing["items"] if _has_fields(selector, item)]
         return listing
 
     def collect_garbage(self) -> None:
@@ -171,6 +183,18 @@ def _selects(selector: str, labels: Mapping[str, str]) -> bool:
     return True
 
 
+def _has_fields(selector: str, item: Mapping[str, Any]) -> bool:
+    """Whether `item` has every `path.to.field=value` of `selector` (equality only)."""
+    for term in selector.split(","):
+        path, _, value = term.partition("=")
+        found: Any = item
+        for key in path.strip().split("."):
+            found = found.get(key) if isinstance(found, Mapping) else None
+        if str(found) != value.removeprefix("=").strip():
+            return False
+    return True
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -185,8 +209,8 @@ def kube_api() -> Iterator[EmulatedKubernetes]:
     async def serve() -> None:
         async with ApiServerEmulator() as server, kmock.Server(server) as http:
             # Listable before any object exists: the MPIJob CRD is installed, pods are core.
-            server.resources[MPIJOBS] = {}
-            server.resources[PODS] = {}
+            for resource in (MPIJOBS, PODS, EVENTS):
+                server.resources[resource] = kmock.ResourceInfo()
             started.set_result(EmulatedKubernetes(server, str(http.url).rstrip("/"), loop))
             await stop.wait()
 

@@ -3,17 +3,21 @@ the MPIJob operator and of its trigger share.
 
 The operator and its trigger run unchanged, with the real `kubernetes` clients and the hooks
 (videostyle_airflow.kubernetes.hook); the tests play the MPI Operator by writing the MPIJob's
-status (`conditions`) and its launcher pod (`launcher_pod`). The task runner is reduced to the
-context the operator reads (`task_context`), and the triggerer to rebuilding the trigger from
-its serialized form and running it to its first event (`run_in_triggerer`).
+status (`conditions`), its launcher pod (`launcher_pod`) and its workers (`worker_pod`), and
+an API server in trouble (`Outage`). The task runner is reduced to the context the operator
+reads (`task_context`), and the triggerer to rebuilding the trigger from its serialized form
+and running it to its first event (`run_in_triggerer`).
 """
 
 import asyncio
 import base64
+import contextlib
 import importlib
 import json
 from typing import Any, cast
 
+import aiohttp.web
+import kmock
 import pytest
 from airflow.sdk import Context
 from airflow.sdk.exceptions import TaskDeferred
@@ -172,6 +176,127 @@ def launcher_pod(kube: EmulatedKubernetes, mpijob: str, **status: Any) -> str:
         },
     )
     return name
+
+
+# What the scheduler says of a GPU pod no node can take (the pod's condition and its event).
+INSUFFICIENT_GPU = (
+    "0/3 nodes are available: 1 node(s) had untolerated taint {CriticalAddonsOnly: true}, "
+    "2 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available: "
+    "3 No preemption victims found for incoming pod."
+)
+
+
+def worker_name(mpijob: str, index: int) -> str:
+    """A worker pod's name, as the MPI Operator gives it."""
+    return f"{mpijob}-worker-{index}"
+
+
+def worker_pod(
+    kube: EmulatedKubernetes, mpijob: str, index: int, *, ready: bool = True
+) -> dict[str, Any]:
+    """A worker pod of `mpijob` as the MPI Operator creates it: Running and Ready (sshd
+    listens), or, not `ready`, Pending and unscheduled (its node gone, no other free)."""
+    status: dict[str, Any] = (
+        {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        if ready
+        else {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": INSUFFICIENT_GPU,
+                }
+            ],
+        }
+    )
+    return {
+        "metadata": {
+            "name": worker_name(mpijob, index),
+            "labels": {
+                "training.kubeflow.org/job-name": mpijob,
+                "training.kubeflow.org/job-role": "worker",
+                "training.kubeflow.org/replica-index": str(index),
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "kubeflow.org/v2beta1",
+                    "kind": "MPIJob",
+                    "name": mpijob,
+                    "uid": kube.objects(MPIJOBS)[mpijob]["metadata"]["uid"],
+                }
+            ],
+        },
+        "spec": {"containers": [{"name": "worker", "image": "videostyle-worker"}]},
+        "status": status,
+    }
+
+
+def put_workers(kube: EmulatedKubernetes, mpijob: str) -> list[str]:
+    """Play the MPI Operator: every worker of `mpijob` (SCORE_MPIJOB's two) running; names."""
+    count = SCORE_MPIJOB["spec"]["mpiReplicaSpecs"]["Worker"]["replicas"]
+    for index in range(count):
+        kube.put(PODS, worker_pod(kube, mpijob, index))
+    return [worker_name(mpijob, index) for index in range(count)]
+
+
+def is_read_of(request: kmock.Request, mpijob: str) -> bool:
+    """Whether `request` reads MPIJob `mpijob` (a poll)."""
+    return (
+        request.action == kmock.action.FETCH
+        and request.resource == MPIJOBS
+        and request.name == mpijob
+    )
+
+
+# The longest an Outage leaves a request unanswered.
+HANG_S = 5.0
+
+
+class Outage:
+    """
+    Play an API server in trouble (an interrupt, see conftest.py): after `after` reads of
+    MPIJob `mpijob`, every request fails until `reads` more reads of it have failed; the read
+    after those is served, and the outage is `over`.
+
+    A request fails by being answered `status`, or, with None, by no answer (it hangs until the
+    outage is over, the client having given up by then; or for HANG_S at most, then served).
+    """
+
+    def __init__(self, mpijob: str, *, after: int, reads: int, status: int | None) -> None:
+        self.mpijob = mpijob
+        self.after = after
+        self.reads = reads
+        self.status = status
+        self.seen = 0  # reads of the MPIJob before the outage
+        self.failed = 0  # reads of the MPIJob failed
+        self.requests_failed = 0  # requests of any kind failed
+        self.over = False
+        self._ended: asyncio.Event | None = None  # made on the server's loop
+
+    async def __call__(self, request: kmock.Request) -> aiohttp.web.StreamResponse | None:
+        if self._ended is None:
+            self._ended = asyncio.Event()
+        read = is_read_of(request, self.mpijob)
+        if self.over:
+            return None
+        if self.seen < self.after:
+            self.seen += read
+            return None
+        if read and self.failed == self.reads:
+            self.over = True
+            self._ended.set()
+            return None
+        self.failed += read
+        self.requests_failed += 1
+        if self.status is None:
+            # Bounded, so that a client that waits for ever fails the test instead of hanging it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), HANG_S)
+            return None
+        body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": self.status}
+        return aiohttp.web.json_response(body, status=self.status)
 
 
 def stamped(lines: list[str]) -> list[str]:

@@ -14,8 +14,10 @@ import kubernetes_asyncio.client.exceptions
 import pytest
 
 from tests.videostyle_airflow.kubernetes.conftest import (
+    EVENTS,
     MPIJOBS,
     NAMESPACE,
+    PODS,
     SECRETS,
     EmulatedKubernetes,
 )
@@ -222,7 +224,7 @@ def test_the_async_hook_reads_and_deletes_an_mpijob_gone_or_not__emulated_api(
     hook().create_mpijob(mpijob("score-t1", RUN_HASH), NAMESPACE)
 
     async def read_then_delete_twice() -> dict[str, Any]:
-        read = await async_hook().get_mpijob("score-t1", NAMESPACE)
+        read: dict[str, Any] = await async_hook().get_mpijob("score-t1", NAMESPACE)
         await async_hook().delete_mpijob("score-t1", NAMESPACE)
         await async_hook().delete_mpijob("score-t1", NAMESPACE)  # answered 404
         return read
@@ -245,10 +247,102 @@ def test_the_async_hook_reads_and_deletes_an_mpijob_gone_or_not__emulated_api(
     [kubernetes.client.exceptions.ApiException, kubernetes_asyncio.client.exceptions.ApiException],
     ids=["sync", "async"],
 )
-def test_gone_is_fine_only_for_a_404(api_exception: type[Exception]) -> None:
+def test_gone_is_fine_only_for_a_404(api_exception: Any) -> None:
     with gone_is_fine():
         raise api_exception(status=404, reason="Not Found")
     with pytest.raises(api_exception), gone_is_fine():
         raise api_exception(status=409, reason="Conflict")
     with pytest.raises(ValueError, match="other"), gone_is_fine():
         raise ValueError("other")
+
+
+# ---- Pods and events ------------------------------------------------------------------------
+
+
+def pod(name: str, job: str, role: str) -> dict[str, Any]:
+    labels = {"training.kubeflow.org/job-name": job, "training.kubeflow.org/job-role": role}
+    return {"metadata": {"name": name, "labels": labels}, "spec": {"containers": []}}
+
+
+def test_the_async_hook_lists_an_mpijob_s_pods_by_role__emulated_api(
+    kubernetes_connection: EmulatedKubernetes,
+) -> None:
+    kube = kubernetes_connection
+    for name, job, role in (
+        ("a-launcher-x", "a", "launcher"),
+        ("a-worker-0", "a", "worker"),
+        ("a-worker-1", "a", "worker"),
+        ("b-worker-0", "b", "worker"),
+    ):
+        kube.put(PODS, pod(name, job, role))
+
+    async def listings() -> list[list[dict[str, Any]]]:
+        return [
+            await async_hook().launcher_pods("a", NAMESPACE),
+            await async_hook().worker_pods("a", NAMESPACE),
+            await async_hook().job_pods("a", NAMESPACE),
+        ]
+
+    launchers, workers, every = asyncio.run(listings())
+
+    assert [p["metadata"]["name"] for p in launchers] == ["a-launcher-x"]
+    assert sorted(p["metadata"]["name"] for p in workers) == ["a-worker-0", "a-worker-1"]
+    assert len(every) == 3
+    job = "training.kubeflow.org/job-name=a"
+    assert [c[2]["labelSelector"] for c in calls(kube)[-3:]] == [
+        f"{job},training.kubeflow.org/job-role=launcher",
+        f"{job},training.kubeflow.org/job-role=worker",
+        job,
+    ]
+    # The sync hook, for a task killed in its worker.
+    assert [p["metadata"]["name"] for p in hook().launcher_pods("a", NAMESPACE)] == ["a-launcher-x"]
+
+
+def test_the_async_hook_lists_the_events_about_one_object__emulated_api(
+    kubernetes_connection: EmulatedKubernetes,
+) -> None:
+    kube = kubernetes_connection
+    for event, about in (("e1", "a-worker-0"), ("e2", "a-worker-0"), ("e3", "a-launcher")):
+        kube.put(EVENTS, {"metadata": {"name": event}, "involvedObject": {"name": about}})
+
+    events = asyncio.run(async_hook().object_events("a-worker-0", NAMESPACE))
+
+    assert sorted(e["metadata"]["name"] for e in events) == ["e1", "e2"]
+    assert calls(kube)[-1] == (
+        "GET",
+        f"/api/v1/namespaces/{NAMESPACE}/events",
+        {"fieldSelector": "involvedObject.name=a-worker-0"},
+    )
+
+
+def test_a_log_is_read_whole_since_a_time_or_by_its_last_lines__emulated_api(
+    kubernetes_connection: EmulatedKubernetes,
+) -> None:
+    kube = kubernetes_connection
+    kube.put(PODS, pod("a-launcher-x", "a", "launcher"))
+    log = f"/api/v1/namespaces/{NAMESPACE}/pods/a-launcher-x/log"
+    kube.server[f"get {log}"] << b"2026-01-01T10:00:00Z one\n2026-01-01T10:00:01Z two\n"
+
+    async def reads() -> list[list[str]]:
+        options: list[dict[str, Any]] = [
+            {"since_seconds": None},
+            {"since_seconds": 30},
+            {"since_seconds": None, "tail_lines": 20},
+        ]
+        return [
+            await async_hook().read_pod_log(
+                "a-launcher-x", NAMESPACE, container="launcher", **option
+            )
+            for option in options
+        ]
+
+    assert asyncio.run(reads())[0] == ["2026-01-01T10:00:00Z one", "2026-01-01T10:00:01Z two"]
+    stamped = {"container": "launcher", "timestamps": "True"}
+    assert calls(kube)[-3:] == [
+        ("GET", log, stamped),
+        ("GET", log, {**stamped, "sinceSeconds": "30"}),
+        ("GET", log, {**stamped, "tailLines": "20"}),
+    ]
+    tail = hook().pod_log_tail("a-launcher-x", NAMESPACE, container="launcher", lines=5, timeout=3)
+    assert tail.endswith("two\n")
+    assert calls(kube)[-1] == ("GET", log, {"container": "launcher", "tailLines": "5"})

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.utils.quantity import parse_quantity
 
 from tests.videostyle_airflow.kubernetes.k8s_schemas import (
     ManifestError,
@@ -23,11 +24,15 @@ from tests.videostyle_airflow.kubernetes.k8s_schemas import (
     validate_mpijob,
 )
 from videostyle_airflow import credentials
-from videostyle_airflow.kubernetes.mpijob_spec import KUEUE_QUEUE_LABEL
+from videostyle_airflow.kubernetes.mpijob_spec import (
+    HYDRA_LAUNCHER_EXTRA_ARGS,
+    KUEUE_QUEUE_LABEL,
+    WORKERS_WAIT_VARIABLE,
+)
 from videostyle_airflow.kubernetes.pod_spec import IMAGE_USER_ID
 
 ROOT = Path(__file__).resolve().parents[3]
-CONFIG = {
+CONFIG: dict[str, Any] = {
     "image": "registry.example/videostyle-worker:0.1.0",
     "service_account": "videostyle-steps",
     "gpus_per_worker": 2,
@@ -46,6 +51,7 @@ CONFIG = {
     },
     "launcher_placement": {"node_selector": {"agentpool": "system"}},
     "kueue_queue": "gpu",
+    "workers_wait_seconds": 1200,
 }
 FILES = [
     "00-preprocess-secret.yaml",
@@ -102,7 +108,9 @@ def test_the_target_writes_one_file_per_object(out: Path) -> None:
 def test_every_pod_and_secret_is_valid_kubernetes_1_36_strictly(
     objects: dict[str, dict[str, Any]],
 ) -> None:
-    checked = [validate_core(obj) for obj in objects.values() if obj["kind"] != "MPIJob"]
+    checked = [obj for obj in objects.values() if obj["kind"] != "MPIJob"]
+    for obj in checked:
+        validate_core(obj)
     assert len(checked) == 7
 
 
@@ -253,3 +261,27 @@ def test_the_mpijob_gangs_gpu_workers_on_spot_behind_an_on_demand_launcher(
         "kubernetes.azure.com/scalesetpriority": "spot"
     }
     assert worker["template"]["spec"]["tolerations"] == CONFIG["workers_placement"]["tolerations"]
+
+
+def test_every_pod_requests_the_disk_its_emptydirs_may_fill(
+    objects: dict[str, dict[str, Any]],
+) -> None:
+    for spec in _pod_specs(objects):
+        (container,) = spec["containers"]
+        empty_dirs = [v["emptyDir"] for v in spec["volumes"] if "emptyDir" in v]
+        assert all("sizeLimit" in empty_dir for empty_dir in empty_dirs)
+        request = container["resources"]["requests"]["ephemeral-storage"]
+        assert parse_quantity(request) == sum(parse_quantity(e["sizeLimit"]) for e in empty_dirs)
+
+
+def test_the_launcher_waits_for_the_workers_as_configured(
+    objects: dict[str, dict[str, Any]],
+) -> None:
+    replicas = mpijob_of(objects)["spec"]["mpiReplicaSpecs"]
+    (launch,) = replicas["Launcher"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in launch["env"]}
+    assert env[WORKERS_WAIT_VARIABLE] == str(CONFIG["workers_wait_seconds"])
+    # The name MPICH's Hydra reads (test_launcher_ssh.py), not the operator's older one.
+    assert env[HYDRA_LAUNCHER_EXTRA_ARGS] == "-o ConnectionAttempts=10"
+    (sshd,) = replicas["Worker"]["template"]["spec"]["containers"]
+    assert WORKERS_WAIT_VARIABLE not in {e["name"] for e in sshd["env"]}

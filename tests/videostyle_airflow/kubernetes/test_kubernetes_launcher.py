@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk import BaseOperator
 from pydantic import ValidationError
 
 from tests.videostyle_airflow.kubernetes.k8s_schemas import validate_mpijob
@@ -39,6 +40,7 @@ def rendered_commands(launcher: str, monkeypatch: pytest.MonkeyPatch) -> dict[st
     for task in dag.tasks:
         if task.task_id in AIRFLOW_SIDE_TASKS:
             continue
+        assert isinstance(task, BaseOperator)  # the process DAG maps no task
         context = sample_context(dag, task, params)
         task.render_template_fields(context, jinja_env=dag.get_template_env())
         match task:
@@ -153,7 +155,7 @@ def test_unset_workers_follow_the_runs_ranks_and_cpu_workers_take_one_slot() -> 
 
 def test_gang_scheduling_waits_for_the_workers_only() -> None:
     gang = {"queue": "gpu", "priority_class": "batch", "schedule_timeout_seconds": 600}
-    job = score_job(KubernetesConfig(workers=4, gang_scheduling=gang))
+    job = score_job(KubernetesConfig.model_validate({"workers": 4, "gang_scheduling": gang}))
     validate_mpijob(job)
 
     # WaitForWorkersReady creates the launcher once the workers run: a PodGroup counting it

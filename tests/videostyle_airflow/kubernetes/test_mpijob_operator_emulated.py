@@ -8,8 +8,9 @@ test_mpijob_trigger.py, the hook's in test_hook.py.
 
 import logging
 import re
-from typing import Any
+from typing import Any, cast
 
+import kmock
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
@@ -35,6 +36,7 @@ from tests.videostyle_airflow.kubernetes.mpijob_doubles import (
     conditions,
     defer,
     deletion,
+    is_read_of,
     launcher_pod,
     mpijob_calls,
     name_of_try,
@@ -43,8 +45,12 @@ from tests.videostyle_airflow.kubernetes.mpijob_doubles import (
     stamped,
     task_context,
 )
+from tests.videostyle_airflow.operator_doubles import TaskInstance
 from videostyle_airflow.kubernetes.hook import env_secret_name
 from videostyle_airflow.kubernetes.mpijob_operator import ENV_SECRET_PLACEHOLDER, MPIJobOperator
+from videostyle_airflow.kubernetes.mpijob_trigger import TAIL_LINES
+
+LAUNCHER_LINES = [f"launcher line {i}" for i in range(25)]
 
 
 def test_mpijob_is_created_waited_on_deferred_succeeds_and_is_deleted__emulated_api(
@@ -194,7 +200,7 @@ def test_launcher_exiting_with_bad_input_code_fails_without_retry_saying_why__em
     with pytest.raises(AirflowFailException) as failure:
         score_operator().execute_complete(context, event)
     assert str(failure.value) == f"MPIJob {NAMESPACE}/{trigger.name} failed: {reason}"
-    assert context["ti"].xcoms == {"failure": reason}
+    assert cast(TaskInstance, context["ti"]).xcoms == {"failure": reason}
     assert kube.objects(MPIJOBS) == {}
     assert kube.objects(PODS) == {}
 
@@ -219,7 +225,7 @@ def test_without_a_reason_in_its_log_the_bad_input_code_still_fails_without_retr
         AirflowFailException, match=r"bad input or parameter \(launcher exit code 3"
     ):
         score_operator().execute_complete(context, event)
-    assert context["ti"].xcoms == {}
+    assert cast(TaskInstance, context["ti"]).xcoms == {}
 
 
 def test_without_deferring_the_worker_waits_with_the_same_trigger__emulated_api(
@@ -254,18 +260,76 @@ def test_an_mpijob_deleted_behind_the_operator_s_back_is_a_retryable_failure__em
     assert calls(kube)[-1] == deletion(trigger.name)  # answered 404: nothing left to delete
 
 
-def test_on_kill_deletes_the_mpijob_it_created__emulated_api(
+def test_on_kill_copies_the_launcher_s_last_lines_and_deletes_the_mpijob__emulated_api(
+    kubernetes_connection: EmulatedKubernetes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EMULATED API: a task killed in its worker copies the launcher log's last lines into
+    the task log, then deletes the MPIJob it created."""
+    kube = kubernetes_connection
+    operator = score_operator()
+    trigger = defer(operator, task_context())
+    pod = launcher_pod(kube, trigger.name, phase="Running")
+    kube.server[f"get {PODS_PATH}/{pod}/log"] << "\n".join(LAUNCHER_LINES[-TAIL_LINES:]).encode()
+
+    operator.on_kill()
+
+    assert calls(kube)[-2:] == [
+        ("GET", f"{PODS_PATH}/{pod}/log", {"container": "launcher", "tailLines": str(TAIL_LINES)}),
+        deletion(trigger.name),
+    ]
+    assert kube.objects(MPIJOBS) == {}
+    assert kube.objects(SECRETS) == {}
+    assert "The launcher's last lines:\nlauncher line 5\n" in capsys.readouterr().out
+
+
+def test_on_kill_deletes_the_mpijob_whether_or_not_the_launcher_s_log_can_be_read__emulated_api(
     kubernetes_connection: EmulatedKubernetes,
 ) -> None:
     kube = kubernetes_connection
     operator = score_operator()
     trigger = defer(operator, task_context())
+    kube.server[f"get {PODS_PATH}"] << 403  # no pods in the role, say
 
     operator.on_kill()
 
     assert calls(kube)[-1] == deletion(trigger.name)
     assert kube.objects(MPIJOBS) == {}
-    assert kube.objects(SECRETS) == {}
+
+
+def test_a_failed_try_repeats_the_launcher_s_last_lines_after_copying_them__emulated_api(
+    kubernetes_connection: EmulatedKubernetes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EMULATED API: the launcher's log streams into the task log; when the MPIJob fails and
+    the log names no reason, the failure repeats its last TAIL_LINES lines, in the task log
+    and in its message: more than a condition's reason."""
+    kube = kubernetes_connection
+    trigger = defer(score_operator(), task_context())
+    pod = launcher_pod(kube, trigger.name, phase="Running")
+    running = conditions("MPIJobCreated", "MPIJobRunning")
+    evicted = conditions("MPIJobCreated", "MPIJobRunning", failed="MPIJobEvicted")
+    kube.report_statuses(trigger.name, [running, running, evicted])
+    # The launcher's last lines come after the MPIJob failed: only a read at the end has them.
+    reads = [0]
+
+    def count_reads(request: kmock.Request) -> None:
+        reads[0] += is_read_of(request, trigger.name)
+
+    kube.server.before_serving.append(count_reads)
+    kube.server[f"get {PODS_PATH}/{pod}/log"] << (
+        lambda _: "\n".join(stamped(LAUNCHER_LINES[: 10 if reads[0] < 3 else None])).encode()
+    )
+
+    event = run_in_triggerer(trigger)
+    assert event["tail"] == LAUNCHER_LINES[-TAIL_LINES:]
+    with pytest.raises(AirflowException) as failure:
+        score_operator().execute_complete(task_context(), event)
+
+    tail = "\n".join(LAUNCHER_LINES[-TAIL_LINES:])
+    assert str(failure.value).endswith(f"MPIJobEvicted\nThe launcher's last lines:\n{tail}")
+    task_log = capsys.readouterr().out
+    assert task_log.count("launcher line 0") == 1  # streamed, not repeated
+    assert f"The launcher's last {TAIL_LINES} lines:\n{tail}" in task_log
+    assert kube.objects(MPIJOBS) == {}
 
 
 @pytest.mark.parametrize(

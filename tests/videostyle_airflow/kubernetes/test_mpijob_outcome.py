@@ -1,4 +1,5 @@
-"""Every condition and reason the MPI Operator (v2beta1) reports, mapped to Airflow's outcome."""
+"""Every condition and reason the MPI Operator (v2beta1) reports, mapped to Airflow's outcome;
+and what an MPIJob's pods and their events say (lost workers, why it does not start)."""
 
 from typing import Any
 
@@ -7,8 +8,14 @@ import pytest
 from videostyle.errors import BAD_INPUT_EXIT_CODE
 from videostyle_airflow.kubernetes.mpijob_outcome import (
     Outcome,
+    event_problems,
+    has_started,
     launcher_exit_code,
+    lost_workers,
     mpijob_state,
+    pod_problems,
+    startup_began,
+    worker_names,
 )
 
 
@@ -166,3 +173,169 @@ def test_launcher_exit_code_comes_from_the_newest_launcher_pod(
     pods: list[dict[str, Any]], code: int | None
 ) -> None:
     assert launcher_exit_code(pods) == code
+
+
+# ---- While it runs: its workers; before it runs: why it does not start ----------------------
+
+
+def ready_worker(name: str, **changes: Any) -> dict[str, Any]:
+    worker: dict[str, Any] = {
+        "metadata": {"name": name},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    for key, value in changes.items():
+        worker[key] = {**worker[key], **value}
+    return worker
+
+
+WORKERS = ["job-worker-0", "job-worker-1"]
+
+
+@pytest.mark.parametrize(
+    ("pods", "lost"),
+    [
+        ([ready_worker("job-worker-0"), ready_worker("job-worker-1")], {}),
+        # Its node deleted (a spot eviction): the pod is gone, then recreated Pending.
+        ([ready_worker("job-worker-0")], {"job-worker-1": "missing"}),
+        (
+            [ready_worker("job-worker-0"), ready_worker("job-worker-1", status={"phase": None})],
+            {"job-worker-1": "Pending"},
+        ),
+        (
+            [
+                ready_worker("job-worker-0"),
+                ready_worker("job-worker-1", status={"phase": "Pending", "conditions": []}),
+            ],
+            {"job-worker-1": "Pending"},
+        ),
+        # Its node not ready (kubelet gone quiet): the pod runs on paper, not Ready.
+        (
+            [
+                ready_worker("job-worker-0"),
+                ready_worker(
+                    "job-worker-1", status={"conditions": [{"type": "Ready", "status": "False"}]}
+                ),
+            ],
+            {"job-worker-1": "not Ready"},
+        ),
+        (
+            [ready_worker("job-worker-0", status={"conditions": []}), ready_worker("job-worker-1")],
+            {"job-worker-0": "not Ready"},
+        ),
+        (
+            [
+                ready_worker(
+                    "job-worker-0", metadata={"deletionTimestamp": "2026-01-01T10:00:00Z"}
+                ),
+                ready_worker("job-worker-1", status={"phase": "Failed"}),
+            ],
+            {"job-worker-0": "terminating", "job-worker-1": "Failed"},
+        ),
+        # A pod of another replica count (an older spec) is no worker of this one.
+        ([ready_worker("job-worker-0"), ready_worker("job-worker-2")], {"job-worker-1": "missing"}),
+    ],
+)
+def test_lost_workers_are_those_missing_or_not_running_and_ready(
+    pods: list[dict[str, Any]], lost: dict[str, str]
+) -> None:
+    assert lost_workers(WORKERS, pods) == lost
+
+
+def test_worker_names_are_the_mpi_operators() -> None:
+    mpijob = {"metadata": {"name": "job"}, "spec": {"mpiReplicaSpecs": {"Worker": {"replicas": 2}}}}
+    assert worker_names(mpijob) == WORKERS
+    assert worker_names({"metadata": {"name": "job"}, "spec": {"mpiReplicaSpecs": {}}}) == []
+
+
+CREATED_AT = 1_767_261_600.0  # 2026-01-01T10:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("conditions", "began", "started"),
+    [
+        ([], CREATED_AT, False),
+        ([CREATED], CREATED_AT, False),
+        ([CREATED, RUNNING], CREATED_AT, True),
+        # Queued by Kueue: not failing to start.
+        ([CREATED, *SUSPENDED], None, False),
+        # Admitted at 10:05: timed from then.
+        (
+            [CREATED, {**RESUMED, "lastTransitionTime": "2026-01-01T10:05:00Z"}],
+            CREATED_AT + 300,
+            False,
+        ),
+        # A resumption the API dated before the creation (clock skew): from the creation.
+        (
+            [CREATED, {**RESUMED, "lastTransitionTime": "2026-01-01T09:59:00Z"}],
+            CREATED_AT,
+            False,
+        ),
+        ([CREATED, RUN_OVER, SUCCEEDED], CREATED_AT, False),
+    ],
+)
+def test_startup_is_timed_from_creation_or_admission_and_not_while_suspended(
+    conditions: list[dict[str, str]], began: float | None, started: bool
+) -> None:
+    status = {"conditions": conditions}
+    assert startup_began(status, CREATED_AT) == began
+    assert has_started(status) is started
+
+
+IMAGE = "myacr.azurecr.io/videostyle-worker:0.1.0"
+
+
+def test_a_pod_that_does_not_start_says_why_in_its_status() -> None:
+    pod = {
+        "metadata": {"name": "job-worker-0"},
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+                },
+            ],
+            "containerStatuses": [
+                {
+                    "name": "worker",
+                    "state": {
+                        "waiting": {
+                            "reason": "ImagePullBackOff",
+                            "message": f'Back-off pulling image "{IMAGE}"',
+                        }
+                    },
+                },
+                {"name": "sidecar", "state": {"waiting": {"reason": "ContainerCreating"}}},
+            ],
+        },
+    }
+    assert [str(problem) for problem in pod_problems(pod)] == [
+        "pod job-worker-0: Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+        "pod job-worker-0: ImagePullBackOff: Back-off pulling image "
+        '"myacr.azurecr.io/videostyle-worker:0.1.0"',
+    ]
+    assert pod_problems({"metadata": {"name": "p"}, "status": {"phase": "Running"}}) == []
+
+
+def test_warning_events_say_why_oldest_first() -> None:
+    def event(kind: str, name: str, reason: str, at: str, type_: str = "Warning") -> dict[str, Any]:
+        return {
+            "involvedObject": {"kind": kind, "name": name},
+            "reason": reason,
+            "message": f"{reason} message",
+            "type": type_,
+            "lastTimestamp": at,
+        }
+
+    events = [
+        event("Pod", "job-worker-0", "FailedScheduling", "2026-01-01T10:02:00Z"),
+        event("Pod", "job-worker-0", "Scheduled", "2026-01-01T10:03:00Z", "Normal"),
+        # A quota refusing the launcher's pod: its Job says so.
+        event("Job", "job-launcher", "FailedCreate", "2026-01-01T10:01:00Z"),
+    ]
+    assert [str(problem) for problem in event_problems(events)] == [
+        "job job-launcher: FailedCreate: FailedCreate message",
+        "pod job-worker-0: FailedScheduling: FailedScheduling message",
+    ]

@@ -3,7 +3,8 @@
 The trigger runs as the triggerer runs it, rebuilt from its serialized form, with the real
 `kubernetes_asyncio` client and the async hook, on an MPIJob the operator created; the tests
 play the MPI Operator (see mpijob_doubles.py): how it waits, follows the launcher's log,
-gives up at its deadline, and deletes the MPIJob when the deferred task is killed.
+gives up at its deadline, and deletes the MPIJob when the deferred task is killed. Its
+resilience (API outages, lost workers, start-up timeouts) is in test_mpijob_trigger_resilience.py.
 """
 
 import asyncio
@@ -11,9 +12,11 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import aiohttp.web
 import kmock
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.videostyle_airflow.kubernetes.conftest import MPIJOBS, NAMESPACE, EmulatedKubernetes
 from tests.videostyle_airflow.kubernetes.mpijob_doubles import (
@@ -30,6 +33,9 @@ from tests.videostyle_airflow.kubernetes.mpijob_doubles import (
     stamped,
     task_context,
 )
+from videostyle_airflow.kubernetes.mpijob_trigger import TAIL_LINES, ApiVerdict, api_verdict
+
+LAUNCHER_LOG = stamped([f"launcher line {i}" for i in range(25)])
 
 
 def play_a_run_that_ends_after_log_reads(
@@ -114,8 +120,10 @@ def test_a_launcher_log_that_cannot_be_read_is_a_warning_not_a_failure__emulated
     # Bounded: a trigger that stopped reading the log would wait forever here.
     trigger = defer(score_operator(wait_timeout=timedelta(seconds=30)), task_context())
     pod = launcher_pod(kube, trigger.name, phase="Running")
+    # kmock's Response, left out of its __all__.
+    forbidden = kmock.Response(status=403)  # type: ignore[attr-defined]
     asked = play_a_run_that_ends_after_log_reads(  # no pods/log in the role, say
-        kube, trigger.name, pod, reads=3, serve=lambda n: kmock.Response(status=403)
+        kube, trigger.name, pod, reads=3, serve=lambda n: forbidden
     )
 
     event = run_in_triggerer(trigger)
@@ -146,13 +154,51 @@ def test_a_job_never_admitted_times_out_for_a_retry_and_is_deleted__emulated_api
     assert len(polls) > 1
 
 
-def test_killing_the_deferred_task_deletes_the_mpijob_from_the_triggerer__emulated_api(
-    kubernetes_connection: EmulatedKubernetes,
+def test_killing_the_deferred_task_copies_the_launcher_s_last_lines_then_deletes__emulated_api(
+    kubernetes_connection: EmulatedKubernetes, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """EMULATED API: a user kills the deferred task; the triggerer's on_kill copies the
+    launcher log's last lines into the task log, then deletes the MPIJob."""
     kube = kubernetes_connection
     trigger = defer(score_operator(), task_context())
+    pod = launcher_pod(kube, trigger.name, phase="Running")
+    kube.server[f"get {PODS_PATH}/{pod}/log"] << "\n".join(LAUNCHER_LOG[-TAIL_LINES:]).encode()
 
     asyncio.run(rebuild(trigger).on_kill())
 
-    assert calls(kube)[-1] == deletion(trigger.name)
+    log_read = ("GET", f"{PODS_PATH}/{pod}/log", {"container": "launcher", "timestamps": "True"})
+    # A trigger rebuilt to be killed read nothing before: the last lines only.
+    assert calls(kube)[-2:] == [
+        (*log_read[:2], {**log_read[2], "tailLines": str(TAIL_LINES)}),
+        deletion(trigger.name),
+    ]
     assert kube.objects(MPIJOBS) == {}
+    assert "launcher line 24" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("exc", "verdict"),
+    [
+        *[(ApiException(status=code), ApiVerdict.TRANSIENT) for code in (500, 502, 503, 504)],
+        # Load shed, request timeout; credentials expired or RBAC not yet reconciled: they may
+        # mend, and if they do not the deadline ends the wait.
+        *[(ApiException(status=code), ApiVerdict.TRANSIENT) for code in (429, 408, 401, 403)],
+        *[(ApiException(status=code), ApiVerdict.GONE) for code in (404, 410)],
+        # The request is wrong: asking again gets the same answer.
+        *[(ApiException(status=code), ApiVerdict.REFUSED) for code in (400, 405, 406, 422)],
+        (TimeoutError(), ApiVerdict.TRANSIENT),
+        (ConnectionRefusedError(), ApiVerdict.TRANSIENT),
+        (ConnectionResetError(), ApiVerdict.TRANSIENT),
+        (aiohttp.ServerDisconnectedError(), ApiVerdict.TRANSIENT),
+        # The connection's secrets backend failing to answer.
+        (
+            AirflowNotFoundException("The conn_id `kubernetes_default` isn't defined"),
+            ApiVerdict.TRANSIENT,
+        ),
+    ],
+    ids=repr,
+)
+def test_only_an_mpijob_gone_or_a_request_never_served_ends_the_wait(
+    exc: Exception, verdict: ApiVerdict
+) -> None:
+    assert api_verdict(exc) is verdict

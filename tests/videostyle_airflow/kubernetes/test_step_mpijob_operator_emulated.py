@@ -37,7 +37,10 @@ def test_the_score_try_builds_its_mpijob_and_secret_when_it_starts__emulated_api
         "AIRFLOW_CONN_VIDEOSTYLE_BLOB",
         json.dumps({"conn_type": "wasb", "extra": {"connection_string": account}}),
     )
-    monkeypatch.setenv("AIRFLOW_VAR_VIDEOSTYLE_KUBERNETES", json.dumps({"namespace": NAMESPACE}))
+    watch = {"startup_timeout_seconds": 77, "worker_lost_seconds": 33}
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_VIDEOSTYLE_KUBERNETES", json.dumps({"namespace": NAMESPACE} | watch)
+    )
     operator = kubernetes_step_operator(
         "score",
         task_id="score",
@@ -53,8 +56,11 @@ def test_the_score_try_builds_its_mpijob_and_secret_when_it_starts__emulated_api
 
     operator.render_template_fields(context)
     assert operator.secret_env is None  # nothing secret is rendered, nor minted at parse time
-    with pytest.raises(TaskDeferred):
+    with pytest.raises(TaskDeferred) as deferred:
         operator.execute(context)
+    # The trigger watches with the configured times, not the defaults.
+    _, fields = deferred.value.trigger.serialize()
+    assert {key: fields[key] for key in watch} == watch
 
     (mpijob,) = kube.objects(MPIJOBS).values()
     # As sent: without what the emulated server added (uid, creationTimestamp).

@@ -47,6 +47,11 @@ def configured(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def pushed(context: Context) -> dict[str, Any]:
+    """The XComs the task pushed, as its TaskInstance double recorded them."""
+    return cast(TaskInstance, context["ti"]).xcoms
+
+
 def task_context(try_number: int = 1) -> Context:
     ti = TaskInstance(
         dag_id="videostyle_process",
@@ -152,7 +157,7 @@ def test_the_pod_reads_its_tries_sas_secret_and_the_result_reaches_xcom__emulate
     finish(kube, pod, exit_code=0, log=log)
     resume(context, pod, "success")
 
-    assert context["ti"].xcoms["return_value"] == RESULT
+    assert pushed(context)["return_value"] == RESULT
     assert kube.objects(SECRETS) == {}
     assert kube.objects(PODS) == {}
 
@@ -170,7 +175,7 @@ def test_bad_input_fails_without_retry_and_the_secret_goes__emulated_api(
 
     assert kube.objects(SECRETS) == {}
     assert kube.objects(PODS) == {}
-    assert "return_value" not in context["ti"].xcoms
+    assert "return_value" not in pushed(context)
 
 
 def test_other_failures_stay_retryable__emulated_api(
@@ -221,7 +226,7 @@ def test_a_failed_step_pod_fails_with_the_reason_its_log_ends_with__emulated_api
 
     assert type(raised.value) is failure
     assert str(raised.value) == message
-    assert context["ti"].xcoms["failure"] == REASON
+    assert pushed(context)["failure"] == REASON
 
 
 def test_a_failed_step_pod_without_a_reason_still_names_its_exit_code__emulated_api(
@@ -236,7 +241,7 @@ def test_a_failed_step_pod_without_a_reason_still_names_its_exit_code__emulated_
         AirflowFailException, match=r"publish: bad input or parameter \(exit code 3\)"
     ):
         resume(context, pod, "failed")
-    assert "failure" not in context["ti"].xcoms
+    assert "failure" not in pushed(context)
 
 
 # A try's Secret outlives no pod. A worker killed while its task is deferred never runs
@@ -311,7 +316,7 @@ def test_a_retry_reattaching_to_the_running_pod_keeps_its_secret_and_drops_its_o
     finish(kube, pod, exit_code=0, log=f"{json.dumps(RESULT)}\n")
     resume(second, pod, "success", durable=True)
 
-    assert second["ti"].xcoms["return_value"] == RESULT
+    assert pushed(second)["return_value"] == RESULT
     assert kube.objects(PODS) == {}
     assert kube.objects(SECRETS) == {}
 
