@@ -105,7 +105,7 @@ def _prepared(model: str, inputs: Path) -> Prepared:
     return pipeline.prepared(clip, model, sample_options(model, inputs), inputs)
 
 
-def _stylizer(case: Case, checkpoint: Path) -> FrameTransform:
+def _frame_transform(case: Case, checkpoint: Path) -> FrameTransform:
     cpu, precision, compiled = torch.device("cpu"), case.precision, case.compiled
     if case.model != TN:
         inputs = checkpoint.parent
@@ -131,9 +131,9 @@ def _frames(case: Case) -> torch.Tensor:
 def flops_per_frame(model: str, checkpoint: Path, width: int, height: int) -> int:
     """FLOP of one frame as torch's flop counter sees them: convolutions and matmuls, a
     multiply-add counted as 2; norms and activations (under 1%) are not counted."""
-    stylizer = _stylizer(Case(model, width, height, "fp32", 1), checkpoint)
+    transform = _frame_transform(Case(model, width, height, "fp32", 1), checkpoint)
     with FlopCounterMode(display=False) as counter:
-        stylizer(torch.zeros((1, height, width, 3), dtype=torch.uint8))
+        transform(torch.zeros((1, height, width, 3), dtype=torch.uint8))
     return int(counter.get_total_flops())
 
 
@@ -147,9 +147,9 @@ def measure(
 ) -> dict[str, Any]:
     """frames/s of one process; `when_warm` (workers) waits until all are warm."""
     torch.set_num_threads(threads)
-    stylizer, frames = _stylizer(case, checkpoint), _frames(case)
+    transform, frames = _frame_transform(case, checkpoint), _frames(case)
     start = time.perf_counter()
-    stylizer(frames)
+    transform(frames)
     warm_s = time.perf_counter() - start
     if when_warm is not None:
         when_warm()
@@ -160,7 +160,7 @@ def measure(
         deadline = time.perf_counter() + seconds
         while len(times) < 2 or time.perf_counter() < deadline:
             start = time.perf_counter()
-            stylizer(frames)
+            transform(frames)
             times.append(time.perf_counter() - start)
     return {
         "fps": case.batch / statistics.median(times),

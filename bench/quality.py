@@ -1,8 +1,8 @@
 """Output unchanged by the speed work: PSNR of a published video against the fp32 model.
 
-The reference is the eager fp32 Stylizer applied to the decoded source frames, stored
-losslessly in the video's own 4:2:0 format (chroma subsampling alone caps RGB PSNR near 26 dB on
-styled texture, whatever the encoder), as the foundation's integration test does.
+The reference is the eager fp32 model (registry.load_model) applied to the decoded source frames,
+stored losslessly in the video's own 4:2:0 format (chroma subsampling alone caps RGB PSNR near
+26 dB on styled texture, whatever the encoder), as the foundation's integration test does.
 """
 
 import subprocess
@@ -37,7 +37,7 @@ def psnr(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> float:
 def fp32_reference(source: Path, style: str, workdir: Path) -> Path:
     """The built-in model's eager fp32 output on every frame of `source`, losslessly encoded."""
     info = probe(source, timeout=600)
-    stylizer = load_model(BUILTIN_MODEL, {"style": style}, device=torch.device("cpu"))
+    transform = load_model(BUILTIN_MODEL, {"style": style}, device=torch.device("cpu"))
     lossless = workdir / "fp32-lossless.mp4"
     with FrameEncoder(
         lossless,
@@ -49,7 +49,7 @@ def fp32_reference(source: Path, style: str, workdir: Path) -> Path:
         timeout=600,
     ) as encoder:
         for frame in decode(source):
-            encoder.write(stylizer(torch.from_numpy(frame[None].copy())).numpy())
+            encoder.write(transform(torch.from_numpy(frame[None].copy())).numpy())
     return lossless
 
 

@@ -128,8 +128,8 @@ def main() -> None:
     finally:
         azurite.terminate()
         azurite.wait()
-    print(f"\nstylized video: {styled}\n  (blob {stores.outputs.uri(report['output'])})")
-    print(f"preview (input | stylized): {png}")
+    print(f"\nstyled video: {styled}\n  (blob {stores.outputs.uri(report['output'])})")
+    print(f"preview (input | styled): {png}")
     frames_in, frames_out = (probe(p, timeout=60).frame_count for p in (source, styled))
     print(
         f"frames: {frames_in} in, {frames_out} out at {report['fps']} fps; "

@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -219,6 +220,9 @@ class LiveService:
                 start_new_session=True,
                 cwd=ROOT,
             )
+        # Reaped when it exits, so it neither lingers as a zombie of this process nor is dropped
+        # still running (a ResourceWarning); the thread dies with this process, the child not.
+        threading.Thread(target=proc.wait, name=f"reap {name}", daemon=True).start()
         return {"pid": proc.pid, "started": _started_at(proc.pid)}
 
     def _run(self, name: str, argv: list[str], env: Mapping[str, str]) -> None:

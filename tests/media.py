@@ -4,7 +4,9 @@ timestamps and durations)."""
 
 import json
 import subprocess
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,8 +39,9 @@ def restyled(source: Path, path: Path, video_filter: str) -> Path:
     return path
 
 
-def decode_rgb(path: Path) -> npt.NDArray[np.uint8]:
-    """Every frame of the first video stream as RGB, [N, H, W, 3]."""
+def decode_rgb(path: Path, video_filter: str | None = None) -> npt.NDArray[np.uint8]:
+    """Every frame of the first video stream as RGB, [N, H, W, 3]; through `video_filter`
+    first if given (one that keeps the size)."""
     info = stream_info(path, "v")
     raw = subprocess.run(
         [
@@ -50,6 +53,7 @@ def decode_rgb(path: Path) -> npt.NDArray[np.uint8]:
             str(path),
             "-map",
             "0:v:0",
+            *(["-vf", video_filter] if video_filter else []),
             "-fps_mode",
             "passthrough",
             "-f",
@@ -118,6 +122,14 @@ def decode_audio(path: Path) -> tuple[npt.NDArray[np.int16], int]:
 
 
 def frame_times(path: Path) -> list[float]:
+    """Every frame's presentation time in seconds (frame_pts, as floats)."""
+    return [float(t) for t in frame_pts(path)]
+
+
+def frame_pts(path: Path) -> list[Fraction]:
+    """Every frame's presentation time in seconds, exactly (its pts times its stream's time
+    base), in display order: what the container holds, before any rounding to microseconds."""
+    time_base = Fraction(stream_info(path, "v")["time_base"])
     out = subprocess.run(
         [
             "ffprobe",
@@ -126,19 +138,19 @@ def frame_times(path: Path) -> list[float]:
             "-select_streams",
             "v:0",
             "-show_entries",
-            "frame=pts_time",
+            "frame=pts",
             "-of",
-            "json",
+            "csv=p=0",
             str(path),
         ],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    return [float(frame["pts_time"]) for frame in json.loads(out)["frames"]]
+    return [int(line.split(",")[0]) * time_base for line in out.split()]
 
 
-def stream_info(path: Path, kind: str) -> dict:
+def stream_info(path: Path, kind: str) -> dict[str, Any]:
     out = subprocess.run(
         [
             "ffprobe",
@@ -155,7 +167,7 @@ def stream_info(path: Path, kind: str) -> dict:
         capture_output=True,
         text=True,
     ).stdout
-    streams = json.loads(out)["streams"]
+    streams: list[dict[str, Any]] = json.loads(out)["streams"]
     return streams[0] if streams else {}
 
 

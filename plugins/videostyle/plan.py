@@ -2,6 +2,7 @@
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -29,7 +30,7 @@ class Unit:
     index: int
     first_frame: int
     frame_count: int
-    seek_s: float  # decoding starts at the keyframe before this
+    seek_s: float  # decoding starts at the keyframe before this, from the file's start time
     start_s: float  # the unit holds the frames with start_s <= t < end_s
     end_s: float | None  # None: to the end of the video
 
@@ -57,6 +58,13 @@ class Plan:
     # one name is newer. 0 in plans written before it was recorded.
     source_modified: float = 0.0
     source_bytes: int = 0  # the snapshot's size; 0 in plans written before it was recorded
+    # Every frame's source timestamp is stored beside the plan (`timestamps_name`), in ticks of
+    # this; "" in plans written before: their frames sit on the grid of `frame_rate`.
+    time_base: str = ""
+    pix_fmt: str = "yuv420p"  # what the units are coded in (media.conversions.output_pix_fmt)
+    deinterlace: bool = False  # the source is interlaced: frames go through bwdif first
+    changes: tuple[str, ...] = ()  # how the output differs from the source, in words
+    audio_start_s: float = 0.0  # when the audio starts in the source (MPEG-TS: 1.4 s)
 
     @property
     def prefix(self) -> str:
@@ -76,6 +84,10 @@ class Plan:
 
     def unit_name(self, unit: Unit) -> str:
         return f"{self.prefix}/units/{unit.index:05d}.mp4"
+
+    @property
+    def timestamps_name(self) -> str:
+        return f"{self.prefix}/timestamps.json"
 
     @property
     def stitched_name(self) -> str:
@@ -118,11 +130,32 @@ def load_plan(work: BlobStore, job_id: str) -> Plan:
         raise BadInputError(f"job {job_id} has no plan ({work.uri(name)}): run preprocess first")
     raw = json.loads(work.read_bytes(name))
     raw["units"] = tuple(Unit(**u) for u in raw["units"])
+    raw["changes"] = tuple(raw.get("changes", ()))
     if "options" not in raw:  # written before models had options: style and strength
         if raw["model"] != BUILTIN_MODEL:
             raise BadInputError(f"job {job_id}'s plan is too old: run its video as a new job")
         raw["options"] = {"style": raw.pop("style"), "strength": raw.pop("strength")}
     return Plan(**raw)
+
+
+def store_timestamps(work: BlobStore, plan: Plan, pts: Sequence[int]) -> None:
+    """Store every frame's source timestamp (ticks of `plan.time_base`) with the job."""
+    work.write_bytes(plan.timestamps_name, json.dumps(list(pts)).encode())
+
+
+def load_timestamps(work: BlobStore, plan: Plan) -> tuple[Fraction, list[int]]:
+    """Every frame's source timestamp and the time base it is counted in."""
+    if plan.time_base:
+        pts: list[int] = json.loads(work.read_bytes(plan.timestamps_name))
+        if len(pts) != plan.frame_count:
+            raise VideostyleError(
+                f"job {plan.job_id}: {len(pts)} timestamps stored for {plan.frame_count} frames"
+            )
+        return Fraction(plan.time_base), pts
+    # A plan from before timestamps were stored: frames on the exact grid of its rate.
+    tick = 1 / (plan.rate * 1000)
+    start = round(plan.start_s / tick)
+    return tick, [start + 1000 * k for k in range(plan.frame_count)]
 
 
 def store_prepared(work: BlobStore, job_id: str, prepared: Prepared) -> str | None:

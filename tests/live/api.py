@@ -21,6 +21,9 @@ class AirflowApi:
             timeout=60,
         )
 
+    def close(self) -> None:
+        self.client.close()
+
     def get(self, path: str, **params: Any) -> Any:
         return self.client.get(path, params=params).raise_for_status().json()
 

@@ -40,9 +40,11 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 @pytest.fixture(scope="session")
-def api(live_service: LiveService) -> AirflowApi:
+def api(live_service: LiveService) -> Iterator[AirflowApi]:
     login = live_service.login()
-    return AirflowApi(live_service.url, username=login["username"], password=login["password"])
+    client = AirflowApi(live_service.url, username=login["username"], password=login["password"])
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,11 @@
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.media import decode_rgb, frame_times, stream_info
+from tests.media import decode_rgb, frame_pts, stream_info
 from videostyle.pipeline import run_local
 from videostyle.settings import Settings
 
@@ -22,7 +23,7 @@ def _make(path: Path, video: str, *args: str) -> Path:
     return path
 
 
-def _style(source: Path, tmp_path: Path) -> tuple[Path, dict]:
+def _style(source: Path, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     output = tmp_path / "styled.mp4"
     settings = Settings(scratch_dir=tmp_path / "scratch", max_unit_frames=4)
     report = run_local(
@@ -37,7 +38,7 @@ def _style(source: Path, tmp_path: Path) -> tuple[Path, dict]:
     return output, report
 
 
-def _audio_streams(path: Path) -> list[dict]:
+def _audio_streams(path: Path) -> list[str]:
     out = subprocess.run(
         [
             "ffprobe",
@@ -113,6 +114,19 @@ CASES = {
 }
 
 
+# What each case's report lists under `changes`: every liberty taken with the source.
+CHANGES = {
+    "yuv444.mp4": ["chroma 4:4:4 reduced to 4:2:0"],
+    "ten-bit.mkv": ["10-bit samples reduced to 8-bit"],
+    "vp9 opus.webm": ["audio re-encoded to AAC: opus cannot go into MP4 as it is"],
+    "prores pcm.mov": [
+        "10-bit samples reduced to 8-bit",
+        "chroma 4:2:2 reduced to 4:2:0",
+        "audio re-encoded to AAC: pcm_s16le cannot go into MP4 as it is",
+    ],
+}
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_input_is_styled_frame_for_frame(name: str, tmp_path: Path) -> None:
     video, *args = CASES[name]
@@ -123,8 +137,9 @@ def test_input_is_styled_frame_for_frame(name: str, tmp_path: Path) -> None:
     styled, original = decode_rgb(output), decode_rgb(source)
     assert styled.shape == original.shape
     assert report["frames"] == len(original)
-    # Matroska/WebM keep whole milliseconds: the source itself is only that exact.
-    assert frame_times(output) == pytest.approx(frame_times(source), abs=2e-3)
+    # Every frame at its source time, exactly: Matroska's whole milliseconds included.
+    assert frame_pts(output) == frame_pts(source)
+    assert report["changes"] == CHANGES.get(name, [])
     assert len(_audio_streams(output)) == len(_audio_streams(source))
     assert stream_info(output, "v")["pix_fmt"] == "yuv420p"
 
@@ -152,7 +167,8 @@ def test_rotated_phone_video_comes_out_upright(tmp_path: Path) -> None:
         check=True,
     )
 
-    output, _ = _style(rotated, tmp_path)
+    output, report = _style(rotated, tmp_path)
 
     assert decode_rgb(output).shape == (10, 64, 48, 3)  # upright, as players show the input
+    assert [change.split(":")[0] for change in report["changes"]] == ["turned upright"]
     assert stream_info(output, "v").get("side_data_list") is None  # no rotation left to apply

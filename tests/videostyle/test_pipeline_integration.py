@@ -4,6 +4,7 @@ import json
 import subprocess
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def cli(step: str, *args: str, ranks: int = 1) -> subprocess.CompletedProcess[st
     )
 
 
-def run_job(stores: Stores, clip: Path, job: str) -> dict[str, str]:
+def run_job(stores: Stores, clip: Path, job: str) -> dict[str, Any]:
     stores.inputs.upload(clip, clip.name)
     for step, args in (
         ("preprocess", [clip.name, "--style", STYLE, "--ranks", str(RANKS)]),
@@ -60,7 +61,8 @@ def run_job(stores: Stores, clip: Path, job: str) -> dict[str, str]:
     ):
         done = cli(step, *args, "--job", job, ranks=RANKS)
         assert done.returncode == 0, f"{step} failed:\n{done.stderr[-3000:]}"
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    published: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return published
 
 
 def test_video_is_styled_frame_exact_with_source_timing_and_audio(

@@ -34,7 +34,8 @@ def start_holder(store_url: str) -> subprocess.Popen[bytes]:
         [sys.executable, "-c", HOLDER, store_url], env=process_env(), stdout=subprocess.PIPE
     )
     assert holder.stdout is not None
-    assert holder.stdout.readline() == b"held\n"
+    with holder.stdout:  # it says nothing more
+        assert holder.stdout.readline() == b"held\n"
     return holder
 
 

@@ -62,6 +62,10 @@ def side_by_side(left: Path, right: Path, png: Path, *, at_s: float, timeout: fl
     return png
 
 
+# ffprobe's field_order of interlaced video: top or bottom field first (coded and displayed).
+INTERLACED_FIELD_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     """The facts of a video that the pipeline plans with; timestamps in seconds."""
@@ -70,11 +74,21 @@ class MediaInfo:
     height: int
     frame_count: int
     frame_times: tuple[float, ...]  # presentation time of every frame, in display order
+    frame_pts: tuple[int, ...]  # the same, exactly: in ticks of `time_base`
+    time_base: Fraction
     frame_rate: Fraction
     constant_frame_rate: bool
     audio_streams: int
     audio_codecs: tuple[str, ...]  # ffprobe's codec_name of each audio stream
     duration_s: float
+    pix_fmt: str  # ffprobe's name of the stream's pixel format, "" when it gives none
+    field_order: str  # ffprobe's: "progressive", "tt", "bb", "tb", "bt", or "" (unknown)
+    rotation: int  # degrees the display matrix turns the picture; decoders apply it
+    audio_start_s: float = 0.0  # when the first audio stream starts, on the video's clock
+
+    @property
+    def interlaced(self) -> bool:
+        return self.field_order in INTERLACED_FIELD_ORDERS
 
     @property
     def start_s(self) -> float:
@@ -127,13 +141,16 @@ def _probe(path: Path, *, timeout: float, decode: bool) -> MediaInfo:
             stream.get("r_frame_rate", "25/1")
         )
     width, height = int(stream["width"]), int(stream["height"])
-    if _rotation(stream) % 180:  # decoders turn the frames upright: their size swaps
+    rotation = _rotation(stream)
+    if rotation % 180:  # decoders turn the frames upright: their size swaps
         width, height = height, width
     return MediaInfo(
         width=width,
         height=height,
         frame_count=len(pts),
         frame_times=tuple(float(p * time_base) for p in pts),
+        frame_pts=tuple(pts),
+        time_base=time_base,
         frame_rate=frame_rate,
         # Steps one clock tick apart are a constant rate the container could not express
         # exactly (24 fps in milliseconds: 41, 42, 42 ms); more than that is a variable rate.
@@ -143,6 +160,13 @@ def _probe(path: Path, *, timeout: float, decode: bool) -> MediaInfo:
             s.get("codec_name", "") for s in streams if s.get("codec_type") == "audio"
         ),
         duration_s=float(found.get("format", {}).get("duration", 0.0)),
+        pix_fmt=str(stream.get("pix_fmt", "")),
+        field_order=str(stream.get("field_order", "")),
+        rotation=rotation,
+        audio_start_s=next(
+            (float(s.get("start_time", 0.0)) for s in streams if s.get("codec_type") == "audio"),
+            0.0,
+        ),
     )
 
 
@@ -153,7 +177,9 @@ def _frame_pts(path: Path, index: int, *, timeout: float) -> list[int]:
         ["ffprobe", "-v", "error", "-select_streams", str(index), *entries, str(path)],
         timeout=timeout,
     )
-    return sorted(int(v) for v in out.decode().split() if v.strip().lstrip("-").isdigit())
+    # A packet with side data (MPEG-TS's stream id) prints as "133508,": the pts is its first field.
+    values = (line.split(",")[0] for line in out.decode().split())
+    return sorted(int(v) for v in values if v.lstrip("-").isdigit())
 
 
 def _rotation(stream: dict[str, Any]) -> int:
@@ -182,5 +208,6 @@ def _decodable_frames(path: Path, index: int, *, timeout: float) -> int:
         ],
         timeout=timeout,
     )
-    count = out.decode().strip().rstrip(",")
+    # MPEG-TS lists the stream again under its program: the first line is the stream's own.
+    count = next(iter(out.decode().split()), "").rstrip(",")
     return int(count) if count.isdigit() else 0  # N/A: nothing decoded

@@ -53,16 +53,23 @@ def read_frames(
     batch: int,
     threads: int,
     timeout: float,
+    deinterlace: bool = False,
 ) -> Iterator[Frames]:
     """Yield batches of the `count` frames whose timestamps lie in [start_s, end_s).
 
     Decoding starts at the keyframe before `seek_s` and keeps the source's timestamps (-copyts),
     so the select filter picks frames by their own time: exact, whatever the GOP layout.
+    `deinterlace` puts every frame through bwdif first, one frame per frame at its own time;
+    before the selection, so that a unit's first and last frames have their neighbours' fields.
     """
     select = f"gte(t,{start_s!r})" + ("" if end_s is None else f"*lt(t,{end_s!r})")
+    video = ffmpeg.input(
+        str(path), ss=repr(seek_s), noaccurate_seek=None, copyts=None, threads=threads
+    ).video
+    if deinterlace:
+        video = video.filter("bwdif", mode="send_frame", parity="auto", deint="all")
     argv = (
-        ffmpeg.input(str(path), ss=repr(seek_s), noaccurate_seek=None, copyts=None, threads=threads)
-        .video.filter("select", select)
+        video.filter("select", select)
         .output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough")
         .global_args("-nostdin", "-v", "error")
         .compile()
@@ -157,7 +164,8 @@ def read_ahead(
 
 
 class FrameEncoder:
-    """Encode RGB frames to H.264 (yuv420p) at a constant rate, written as they arrive.
+    """Encode RGB frames to H.264 (`pix_fmt`, yuv420p unless told) at a constant rate, written
+    as they arrive; stitch puts each frame back at its source time.
 
     `write` queues the frames for a writer thread and returns at once unless the queue is full,
     so the caller goes on while x264 encodes; `close` waits for the finished file.
@@ -174,6 +182,7 @@ class FrameEncoder:
         threads: int,
         timeout: float,
         depth: int = QUEUE_DEPTH,
+        pix_fmt: str = "yuv420p",
     ) -> None:
         self.path, self.timeout, self.frames = path, timeout, 0
         argv = (
@@ -187,7 +196,7 @@ class FrameEncoder:
             .output(
                 str(path),
                 vcodec="libx264",
-                pix_fmt="yuv420p",
+                pix_fmt=pix_fmt,
                 crf=crf,
                 preset=X264_PRESET,
                 threads=threads,

@@ -13,10 +13,11 @@ from typing import Any
 import ffmpeg
 
 from videostyle.errors import BadInputError, BadParameterError, VideostyleError
+from videostyle.media.conversions import changes, output_pix_fmt
 from videostyle.media.ffmpeg import FFmpegError, MediaInfo, probe, run_ffmpeg
 from videostyle.models.base import JobContext
 from videostyle.models.registry import get_model, job_options, output_name
-from videostyle.plan import Plan, Unit, load_plan, plan_name, store_prepared
+from videostyle.plan import Plan, Unit, load_plan, plan_name, store_prepared, store_timestamps
 from videostyle.scratch import scratch_folder
 from videostyle.settings import Settings
 from videostyle.split import units_for
@@ -52,7 +53,9 @@ def plan_units(info: MediaInfo, *, ranks: int, max_unit_frames: int) -> tuple[Un
                 index=index,
                 first_frame=first,
                 frame_count=len(frames),
-                seek_s=max(0.0, times[first] - SEEK_MARGIN_S),
+                # ffmpeg's -ss counts from the file's start time, at or before the first frame's
+                # (MPEG-TS starts at 1.4 s): from there, this lands at least the margin early.
+                seek_s=max(0.0, times[first] - times[0] - SEEK_MARGIN_S),
                 start_s=(times[first - 1] + times[first]) / 2
                 if first
                 else times[0] - SEEK_MARGIN_S,
@@ -121,16 +124,22 @@ def preprocess(
                 height=info.height,
                 frame_count=info.frame_count,
                 frame_rate=str(info.frame_rate),
+                time_base=str(info.time_base),
+                pix_fmt=output_pix_fmt(info),
+                deinterlace=info.interlaced,
+                changes=changes(info, audio_copied=audio_copied),
                 start_s=info.start_s,
                 duration_s=info.duration_s,
                 audio=info.audio_streams > 0,
                 audio_copied=audio_copied,
+                audio_start_s=info.audio_start_s,
                 model=model,
                 options=options,
                 crf=crf,
                 units=plan_units(info, ranks=ranks, max_unit_frames=settings.max_unit_frames),
                 prepared=prepared,
             )
+            store_timestamps(stores.work, plan, info.frame_pts)
             if plan.audio:
                 stores.work.upload(audio, plan.audio_name)
             stores.work.upload(source, plan.source_name)
@@ -147,13 +156,15 @@ def preprocess(
     )
     plan.save(stores.work)  # last: a plan means the job's inputs are all in place
     log.info(
-        "%s: %d frames at %s fps, %d units, audio %s (job %s)",
+        "%s: %d frames at %s fps%s, %d units, audio %s (job %s)%s",
         video,
         plan.frame_count,
         plan.frame_rate,
+        "" if info.constant_frame_rate else " on average (variable: every frame's time kept)",
         len(plan.units),
         plan.audio,
         job_id,
+        "".join(f"; {change}" for change in plan.changes),
     )
     return plan
 
@@ -209,17 +220,12 @@ def _inspect(
         raise BadInputError(
             f"{video!r} is {info.width}x{info.height}, over the {settings.max_pixels}-pixel limit"
         )
-    if info.width % 2 or info.height % 2:
+    repeated = [a for a, b in pairwise(info.frame_pts) if a == b]
+    if repeated:  # a frame is found, and cut into units, by its timestamp alone
         raise BadInputError(
-            f"{video!r} is {info.width}x{info.height}: odd sides cannot be carried by the H.264 "
-            "4:2:0 output without cropping or padding, which is not supported yet"
-        )
-    if not info.constant_frame_rate:
-        gaps = [b - a for a, b in pairwise(info.frame_times)]
-        raise BadInputError(
-            f"{video!r} has a variable frame rate (frames {min(gaps) * 1000:.1f} to "
-            f"{max(gaps) * 1000:.1f} ms apart), which is not supported yet: convert it to a "
-            "constant rate first"
+            f"{video!r} has frames at the same time as the one before ({len(repeated)}, the "
+            f"first at {float(repeated[0] * info.time_base):.3f} s): frames are told apart by "
+            "their timestamps, so it cannot be styled frame for frame"
         )
     if info.duration_s > settings.max_duration_s:
         raise BadInputError(

@@ -176,6 +176,8 @@ def _publish(
         "duration_s": plan.duration_s,
         "audio": plan.audio,
         "audio_copied": plan.audio_copied,
+        # Every liberty taken with the source on the way (deinterlaced, 10-bit to 8-bit, ...).
+        "changes": list(plan.changes),
         "model": plan.model,
         "options": plan.options,
         "model_details": details,

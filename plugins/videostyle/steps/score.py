@@ -295,6 +295,7 @@ def _stream(
                         crf=plan.crf,
                         threads=threads,
                         timeout=timeout,
+                        pix_fmt=plan.pix_fmt,
                     )
                 if isinstance(frames, UnitEnd) and context:
                     # The unit's window is complete: style it whole.
@@ -403,6 +404,7 @@ def _decode(
             batch=batch,
             threads=threads,
             timeout=timeout,
+            deinterlace=plan.deinterlace,
         ):
             yield unit, frames
         yield unit, UNIT_END
@@ -437,6 +439,7 @@ def _window_frames(
         batch=batch,
         threads=threads,
         timeout=timeout,
+        deinterlace=plan.deinterlace,
     )
     try:
         for frames in decoded:

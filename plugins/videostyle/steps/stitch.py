@@ -1,13 +1,15 @@
-"""Stitch: join the scored units by stream copy, with the source's timing and its audio."""
+"""Stitch: join the scored units by stream copy, every frame at its source time, and the audio."""
 
 import argparse
 import logging
+from fractions import Fraction
 
 import ffmpeg
 
 from videostyle.errors import VideostyleError
 from videostyle.media.ffmpeg import probe, run_ffmpeg
-from videostyle.plan import Plan, load_plan
+from videostyle.media.remux import join_units
+from videostyle.plan import load_plan, load_timestamps
 from videostyle.scratch import scratch_folder
 from videostyle.settings import Settings
 from videostyle.storage import Stores
@@ -16,18 +18,24 @@ from videostyle.timings import record, timed
 log = logging.getLogger(__name__)
 
 
-def _source_timing(plan: Plan) -> str:
-    """A bitstream filter putting every frame back at its source time, exactly.
+def _start_shift(start_s: float) -> str:
+    """A bitstream filter moving a stream from zero back to its source start time.
 
-    The concat demuxer chains units by durations rounded to microseconds, which drift off the
-    frame grid over many units; snapping each timestamp to the grid of the source's exact
-    rational rate, then shifting by its first timestamp, restores every frame's own time.
+    ffmpeg reads every input from zero: the joined video holds every frame's source time less
+    the first frame's (media.remux), the audio file its source times less the earliest stream's
+    (preprocess). Each gets its own start back, so the two stay as far apart as in the source.
     """
-    rate = f"({plan.rate.numerator}/{plan.rate.denominator})"
-    shift = f"{plan.start_s!r}/TB"
-    return "setts=" + ":".join(
-        f"{ts}=round({ts.upper()}*TB*{rate})/({rate}*TB)+{shift}" for ts in ("pts", "dts")
-    )
+    shift = f"{start_s!r}/TB"
+    return f"setts=pts=PTS+{shift}:dts=DTS+{shift}"
+
+
+def _timescale(time_base: Fraction) -> int:
+    """The clock MP4 counts the video's timestamps in: at least 10 kHz, as ffmpeg's muxer
+    makes it (its track timescale), so that every source tick is a whole number of it."""
+    scale = time_base.denominator
+    while scale < 10_000:
+        scale *= 2
+    return scale
 
 
 def stitch(stores: Stores, settings: Settings, *, job_id: str) -> None:
@@ -36,14 +44,20 @@ def stitch(stores: Stores, settings: Settings, *, job_id: str) -> None:
     if missing:
         raise VideostyleError(f"job {job_id}: units {missing[:10]} are not scored yet")
     with timed() as took, scratch_folder(settings, job_id, "stitch") as scratch:
-        listing = scratch / "units.txt"
         parts = [
-            stores.work.download(plan.unit_name(u), scratch / f"{u.index:05d}.mp4")
+            (
+                stores.work.download(plan.unit_name(u), scratch / f"{u.index:05d}.mp4"),
+                u.first_frame,
+                u.frame_count,
+            )
             for u in plan.units
         ]
-        listing.write_text("".join(f"file '{p.name}'\n" for p in parts))
-        video = ffmpeg.input(str(listing), f="concat", safe=0)
-        streams = [video["v"]]
+        time_base, pts = load_timestamps(stores.work, plan)
+        joined = scratch / "joined.mp4"
+        # From zero, as ffmpeg reads every input: the first frame's time is added back below.
+        from_zero = [p - pts[0] for p in pts]
+        join_units(parts, joined, rate=plan.rate, time_base=time_base, pts=from_zero)
+        streams = [ffmpeg.input(str(joined))["v"]]
         if plan.audio:
             audio = stores.work.download(plan.audio_name, scratch / "audio.m4a")
             streams.append(ffmpeg.input(str(audio))["a"])
@@ -54,7 +68,12 @@ def stitch(stores: Stores, settings: Settings, *, job_id: str) -> None:
                 str(stitched),
                 c="copy",
                 movflags="+faststart",
-                **{"bsf:v": _source_timing(plan)},
+                # A late first frame (MPEG-TS starts at 1.4 s) is an edit list in the movie's
+                # clock, milliseconds by default: the video's own keeps its time exact.
+                movie_timescale=_timescale(time_base),
+                **{"bsf:v": _start_shift(plan.start_s)},
+                # Only a late start: an early one is a codec's delay (Opus), never played.
+                **({"bsf:a": _start_shift(plan.audio_start_s)} if plan.audio_start_s > 0 else {}),
             )
             .global_args("-nostdin", "-v", "error", "-y")
             .compile(),

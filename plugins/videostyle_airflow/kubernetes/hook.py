@@ -12,13 +12,14 @@ client logs the bodies it reads at DEBUG.
 """
 
 import base64
+import functools
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from aiohttp import ClientResponse
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook, KubernetesHook
@@ -143,8 +144,33 @@ async def _items(response: ClientResponse) -> list[dict[str, Any]]:
 # ---- Hooks ----------------------------------------------------------------------------------
 
 
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def releases_connections(method: Method) -> Method:
+    """An operator's method that closes its hook's connections when it returns, raises or
+    defers: a task has no use for them after, and a process that runs many tasks (`dag.test()`,
+    a test session) would keep every one open."""
+
+    @functools.wraps(method)
+    def closing_after(operator: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(operator, *args, **kwargs)
+        finally:
+            operator.hook.close()
+
+    return cast(Method, closing_after)
+
+
 class VideostyleKubernetesHook(KubernetesHook):
     """The provider's KubernetesHook, plus MPIJobs and the Secrets of a task run's tries."""
+
+    def close(self) -> None:
+        """Close the API client's pooled connections (the provider's hook never does); the hook
+        stays usable, opening new ones."""
+        if "api_client" in self.__dict__:  # made on first use (a cached_property)
+            self.api_client.close()  # its thread pool only: ApiClient.close leaves the sockets
+            self.api_client.rest_client.pool_manager.clear()
 
     def namespace_or_default(self, namespace: str | None) -> str:
         """`namespace`, else the connection's, else "default" (as the provider's calls do)."""
@@ -207,16 +233,18 @@ class VideostyleKubernetesHook(KubernetesHook):
             "data": data,
         }
         self.log.info("Creating Secret %s/%s with %s", namespace, name, ", ".join(sorted(env)))
-        # Unread response: it echoes the data.
-        self.core_v1_client.create_namespaced_secret(namespace, body, _preload_content=False)
+        # Unread response, its connection closed: it echoes the data.
+        self.core_v1_client.create_namespaced_secret(
+            namespace, body, _preload_content=False
+        ).close()
 
     def own_secret(self, name: str, namespace: str | None, owner: dict[str, str]) -> None:
         """Make `owner` (`owner_reference`) the Secret's only owner."""
         body = {"metadata": {"ownerReferences": [owner]}}
-        # Unread response: it echoes the Secret's data.
+        # Unread response, its connection closed: it echoes the Secret's data.
         self.core_v1_client.patch_namespaced_secret(
             name, self.namespace_or_default(namespace), body, _preload_content=False
-        )
+        ).close()
 
     def task_run_secrets(self, run_hash: str, namespace: str | None) -> list[str]:
         """The names of the Secrets of every try of task run `run_hash`."""

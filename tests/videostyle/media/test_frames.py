@@ -87,12 +87,15 @@ def frames(n: int, height: int = 64, width: int = 96) -> np.ndarray:
     base = (
         np.stack([xs * 2, ys * 3, xs + ys], axis=-1)[None] + 10 * np.arange(n)[:, None, None, None]
     )
-    return np.clip(base + rng.integers(0, 20, (n, height, width, 3)), 0, 255).astype(np.uint8)
+    pixels: np.ndarray = np.clip(base + rng.integers(0, 20, (n, height, width, 3)), 0, 255)
+    return pixels.astype(np.uint8)
 
 
 def test_encoder_writes_every_frame_in_order(tmp_path: Path) -> None:
     # Flat grey frames, each its own level: 4:2:0 keeps them (within rounding), so order shows.
-    batch = np.repeat(np.arange(10, dtype=np.uint8)[:, None, None, None] * 25, 64 * 96 * 3)
+    batch: np.ndarray = np.repeat(
+        np.arange(10, dtype=np.uint8)[:, None, None, None] * 25, 64 * 96 * 3
+    )
     batch = batch.reshape(10, 64, 96, 3)
     path = tmp_path / "out.mp4"
     with FrameEncoder(

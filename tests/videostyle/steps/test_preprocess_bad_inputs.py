@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.media import make_clip
+from tests.media import frame_pts, make_clip
 from videostyle.commands import process_env, step_argv
 from videostyle.errors import BadInputError, BadParameterError, failure_reason
+from videostyle.plan import load_timestamps
 from videostyle.settings import Settings
 from videostyle.steps.preprocess import preprocess, quarantine_name
 from videostyle.storage import Stores
@@ -97,6 +98,25 @@ def odd_sides(folder: Path) -> Path:
     return path
 
 
+def shared_timestamp(folder: Path) -> Path:
+    """Two frames at one time (Matroska allows it): which of them a time selects is undefined."""
+    path = folder / "twice.mkv"
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25,trim=end_frame=8,setpts='if(eq(N,4),PREV_OUTPTS,PTS)'",
+        "-fps_mode",
+        "passthrough",
+        "-c:v",
+        "libx264",
+        "-bf",
+        "0",
+        str(path),
+    )
+    return path
+
+
 def index_at_end_cut(folder: Path) -> Path:
     whole = make_clip(folder / "whole.mp4", frames=10)
     cut = folder / "cut.mp4"
@@ -128,8 +148,10 @@ def audio_only(folder: Path) -> Path:
         (truncated, r"'uploads/truncated.mp4' is truncated: its index lists 50 frames, \d+ are"),
         (corrupted, r"'uploads/whole.mp4' is corrupt or truncated: \d+ of its 50 frames decode"),
         (index_at_end_cut, "not a readable video"),
-        (odd_sides, r"is 65x49: odd sides cannot be carried"),
-        (variable_rate, r"variable frame rate \(frames 33.0 to 67.0 ms apart\)"),
+        (
+            shared_timestamp,
+            r"frames at the same time as the one before \(1, the first at 0.120 s\)",
+        ),
         (empty, r"is empty \(0 bytes\)"),
         (not_media, "not a readable video"),
         (audio_only, "has no video stream"),
@@ -161,6 +183,41 @@ def test_unusable_input_is_refused_and_quarantined(
     assert re.search(problem, report["problem"])
     assert report["job"] == "j1"
     assert not stores.work.list("jobs"), "nothing half-written for the job"
+
+
+def interlaced(folder: Path) -> Path:
+    return make_clip(folder / "broadcast.mp4", frames=6, size=(64, 48), interlaced=True)
+
+
+@pytest.mark.parametrize(
+    ("make", "planned"),
+    [
+        (variable_rate, {"frame_count": 45, "pix_fmt": "yuv420p", "deinterlace": False}),
+        (odd_sides, {"width": 65, "height": 49, "pix_fmt": "yuv444p", "deinterlace": False}),
+        (interlaced, {"frame_count": 6, "pix_fmt": "yuv420p", "deinterlace": True}),
+    ],
+)
+def test_variable_rate_odd_sides_and_interlacing_are_planned_not_refused(
+    stores: Stores, tmp_path: Path, make: Callable[[Path], Path], planned: dict[str, Any]
+) -> None:
+    source = make(tmp_path)
+    stores.inputs.upload(source, source.name)
+
+    plan = preprocess(
+        stores,
+        stores_settings(stores),
+        video=source.name,
+        job_id="j1",
+        model="multistyle26",
+        options={"style": "scream", "strength": 1.0},
+        crf=16,
+        ranks=2,
+    )
+
+    assert {key: getattr(plan, key) for key in planned} == planned
+    time_base, pts = load_timestamps(stores.work, plan)
+    assert [p * time_base for p in pts] == frame_pts(source)  # every frame's time, exactly
+    assert not stores.work.exists(quarantine_name("j1"))
 
 
 def stores_settings(stores: Stores) -> Settings:
