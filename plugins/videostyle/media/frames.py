@@ -11,11 +11,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self, TypeVar, cast
+from typing import IO, NamedTuple, Self, TypeVar, cast
 
 import ffmpeg
 import numpy as np
@@ -34,6 +34,29 @@ T = TypeVar("T")
 X264_PRESET = "fast"
 # Batches a stage may hold ahead of the next: enough to smooth out uneven stage times.
 QUEUE_DEPTH = 2
+# Decoding starts at the keyframe before a seek point this far ahead of the first frame wanted,
+# so demuxers that seek by DTS land before it.
+SEEK_MARGIN_S = 1.0
+
+
+class TimeRange(NamedTuple):
+    """Where read_frames finds a run of frames: seek point and [start_s, end_s) of their times."""
+
+    seek_s: float  # from the file's start time, as ffmpeg's -ss counts
+    start_s: float
+    end_s: float | None  # None: to the end
+
+
+def time_range(times: Sequence[float], first: int, stop: int) -> TimeRange:
+    """The frames `first` to `stop` (exclusive) of a video whose frame times are `times`, cut
+    halfway between two frames: exact whatever the GOP layout."""
+    return TimeRange(
+        # ffmpeg's -ss counts from the file's start time, at or before the first frame's (MPEG-TS
+        # starts at 1.4 s): from there, this lands at least the margin early.
+        seek_s=max(0.0, times[first] - times[0] - SEEK_MARGIN_S),
+        start_s=(times[first - 1] + times[first]) / 2 if first else times[0] - SEEK_MARGIN_S,
+        end_s=(times[stop - 1] + times[stop]) / 2 if stop < len(times) else None,
+    )
 
 
 def _stderr_tail(stderr: IO[bytes]) -> str:

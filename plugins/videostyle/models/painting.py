@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 # A style image is cut down to 256x256 before use; a file past this is refused before it is
 # read (the 8192x8192-pixel limit of videostyle.media.images bounds the decoded side).
 MAX_STYLE_IMAGE_BYTES = 256 * 2**20
-# Decoding the middle frame starts at the keyframe before this far ahead of it, as scoring does.
-_SEEK_MARGIN_S = 1.0
 
 
 class Painting(FrameModel):
@@ -163,16 +161,14 @@ def _decode_frame(
 ) -> npt.NDArray[np.uint8]:
     """Frame `index` of the video, as RGB [H, W, 3]: selected by its own timestamp, as scoring
     selects frames, so it is the same frame whatever the GOP layout."""
-    from videostyle.media.frames import read_frames
+    from videostyle.media.frames import read_frames, time_range
 
-    times = info.frame_times
     (frames,) = read_frames(
         source,
         width=info.width,
         height=info.height,
-        seek_s=max(0.0, times[index] - _SEEK_MARGIN_S),
-        start_s=(times[index - 1] + times[index]) / 2 if index else times[0] - _SEEK_MARGIN_S,
-        end_s=(times[index] + times[index + 1]) / 2 if index + 1 < len(times) else None,
+        **time_range(info.frame_times, index, index + 1)._asdict(),
+        deinterlace=info.interlaced,  # the frame scoring styles
         count=1,
         batch=1,
         threads=1,

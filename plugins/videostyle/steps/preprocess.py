@@ -15,6 +15,7 @@ import ffmpeg
 from videostyle.errors import BadInputError, BadParameterError, VideostyleError
 from videostyle.media.conversions import changes, output_pix_fmt
 from videostyle.media.ffmpeg import FFmpegError, MediaInfo, probe, run_ffmpeg
+from videostyle.media.frames import time_range
 from videostyle.models.base import JobContext
 from videostyle.models.registry import get_model, job_options, output_name
 from videostyle.plan import Plan, Unit, load_plan, plan_name, store_prepared, store_timestamps
@@ -25,8 +26,6 @@ from videostyle.storage import BlobStat, Stores
 from videostyle.timings import record, timed
 
 log = logging.getLogger(__name__)
-
-SEEK_MARGIN_S = 1.0  # seek this far before a unit so demuxers that seek by DTS land before it
 
 
 def validate_job(*, model: str, options: Mapping[str, Any], crf: int) -> dict[str, Any]:
@@ -53,13 +52,7 @@ def plan_units(info: MediaInfo, *, ranks: int, max_unit_frames: int) -> tuple[Un
                 index=index,
                 first_frame=first,
                 frame_count=len(frames),
-                # ffmpeg's -ss counts from the file's start time, at or before the first frame's
-                # (MPEG-TS starts at 1.4 s): from there, this lands at least the margin early.
-                seek_s=max(0.0, times[first] - times[0] - SEEK_MARGIN_S),
-                start_s=(times[first - 1] + times[first]) / 2
-                if first
-                else times[0] - SEEK_MARGIN_S,
-                end_s=(times[stop - 1] + times[stop]) / 2 if stop < len(times) else None,
+                **time_range(times, first, stop)._asdict(),
             )
         )
     return tuple(units)

@@ -123,6 +123,17 @@ def test_the_middle_frame_is_decoded_exactly(job: JobContext) -> None:
         assert np.array_equal(frame, frames[index]), index
 
 
+def test_a_frame_of_a_late_starting_stream_is_decoded_exactly(tmp_path: Path) -> None:
+    # MPEG-TS starts its clock at 1.4 s, and ffmpeg's seek counts from the file's start.
+    clip = make_clip(tmp_path / "clip.ts", frames=FRAMES, audio=False)
+    info = probe(clip, timeout=60)
+    assert info.frame_times[0] > 1.0
+    frames = decode_rgb(clip)
+    for index in (0, FRAMES // 2, FRAMES - 1):
+        frame = painting._decode_frame(clip, info, index, timeout=60)
+        assert np.array_equal(frame, frames[index]), index
+
+
 def test_prepare_stores_the_vector_with_the_images_name_and_digest(job: JobContext) -> None:
     model = get_model("painting")
     full = model.prepare(job_options("painting", {"style_image": "coffee.jpg"}), job)
