@@ -4,6 +4,7 @@ import json
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -72,10 +73,8 @@ class MediaInfo:
 
     width: int
     height: int
-    frame_count: int
-    frame_times: tuple[float, ...]  # presentation time of every frame, in display order
-    frame_pts: tuple[int, ...]  # the same, exactly: in ticks of `time_base`
-    time_base: Fraction
+    frame_pts: tuple[int, ...]  # presentation time of every frame, in display order, in ticks
+    time_base: Fraction  # of this
     frame_rate: Fraction
     constant_frame_rate: bool
     audio_streams: int
@@ -89,6 +88,15 @@ class MediaInfo:
     @property
     def interlaced(self) -> bool:
         return self.field_order in INTERLACED_FIELD_ORDERS
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.frame_pts)
+
+    @cached_property
+    def frame_times(self) -> tuple[float, ...]:
+        """Every frame's presentation time in seconds."""
+        return tuple(float(p * self.time_base) for p in self.frame_pts)
 
     @property
     def start_s(self) -> float:
@@ -147,8 +155,6 @@ def _probe(path: Path, *, timeout: float, decode: bool) -> MediaInfo:
     return MediaInfo(
         width=width,
         height=height,
-        frame_count=len(pts),
-        frame_times=tuple(float(p * time_base) for p in pts),
         frame_pts=tuple(pts),
         time_base=time_base,
         frame_rate=frame_rate,

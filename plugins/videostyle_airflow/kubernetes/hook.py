@@ -12,14 +12,13 @@ client logs the bodies it reads at DEBUG.
 """
 
 import base64
-import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, cast
 
 from aiohttp import ClientResponse
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook, KubernetesHook
@@ -144,33 +143,8 @@ async def _items(response: ClientResponse) -> list[dict[str, Any]]:
 # ---- Hooks ----------------------------------------------------------------------------------
 
 
-Method = TypeVar("Method", bound=Callable[..., Any])
-
-
-def releases_connections(method: Method) -> Method:
-    """An operator's method that closes its hook's connections when it returns, raises or
-    defers: a task has no use for them after, and a process that runs many tasks (`dag.test()`,
-    a test session) would keep every one open."""
-
-    @functools.wraps(method)
-    def closing_after(operator: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(operator, *args, **kwargs)
-        finally:
-            operator.hook.close()
-
-    return cast(Method, closing_after)
-
-
 class VideostyleKubernetesHook(KubernetesHook):
     """The provider's KubernetesHook, plus MPIJobs and the Secrets of a task run's tries."""
-
-    def close(self) -> None:
-        """Close the API client's pooled connections (the provider's hook never does); the hook
-        stays usable, opening new ones."""
-        if "api_client" in self.__dict__:  # made on first use (a cached_property)
-            self.api_client.close()  # its thread pool only: ApiClient.close leaves the sockets
-            self.api_client.rest_client.pool_manager.clear()
 
     def namespace_or_default(self, namespace: str | None) -> str:
         """`namespace`, else the connection's, else "default" (as the provider's calls do)."""

@@ -25,7 +25,6 @@ from videostyle_airflow.kubernetes.hook import (
     TryNames,
     VideostyleKubernetesHook,
     owner_reference,
-    releases_connections,
     try_names,
 )
 from videostyle_airflow.kubernetes.mpijob_outcome import Outcome, mpijob_state
@@ -127,7 +126,6 @@ class MPIJobOperator(BaseOperator):
     def hook(self) -> VideostyleKubernetesHook:
         return VideostyleKubernetesHook(conn_id=self.kubernetes_conn_id)
 
-    @releases_connections
     def execute(self, context: Context) -> Any:
         for value in (self.secret_env or {}).values():
             mask_secret(value)
@@ -193,7 +191,6 @@ class MPIJobOperator(BaseOperator):
             raise
         return self.execute_complete(context, event)
 
-    @releases_connections
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> str:
         """Map the trigger's event to the task's outcome, and delete the MPIJob either way."""
         name, namespace = event["name"], event["namespace"]
@@ -248,7 +245,6 @@ class MPIJobOperator(BaseOperator):
             return failure
         return type(failure)(f"{failure}\nThe launcher's last lines:\n{lines}")
 
-    @releases_connections
     def on_kill(self) -> None:
         if self._attempt is not None:
             self._copy_launcher_tail(*self._attempt)

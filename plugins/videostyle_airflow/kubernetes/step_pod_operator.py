@@ -33,7 +33,6 @@ from videostyle_airflow.config import BLOB_CONN_ID
 from videostyle_airflow.kubernetes.hook import (
     VideostyleKubernetesHook,
     owner_reference,
-    releases_connections,
     try_names,
 )
 from videostyle_airflow.kubernetes.pod_spec import active_deadline_seconds
@@ -83,18 +82,15 @@ class StepPodOperator(KubernetesPodOperator):
             cluster_context=self.cluster_context,
         )
 
-    @releases_connections
     def execute(self, context: Context) -> Any:
         self._create_env_secret(context)
         with self._env_secret_until_done(context):
             return super().execute(context)
 
-    @releases_connections
     def trigger_reentry(self, context: Context, event: dict[str, Any]) -> Any:
         with self._env_secret_until_done(context):
             return super().trigger_reentry(context, event)
 
-    @releases_connections
     def on_kill(self) -> None:
         super().on_kill()
         if self._env_secret is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from videostyle_airflow.kubernetes.hook import VideostyleSweepHook, releases_connections
+from videostyle_airflow.kubernetes.hook import VideostyleSweepHook
 
 # Beyond the longest execution_timeout: the scheduler's and the triggerer's lag in ending a
 # try that timed out, and the operator's own deletes.
@@ -90,7 +90,6 @@ class SweepOrphansOperator(BaseOperator):
     def hook(self) -> VideostyleSweepHook:
         return VideostyleSweepHook(conn_id=self.kubernetes_conn_id)
 
-    @releases_connections
     def execute(self, context: Context) -> dict[str, list[str]]:
         swept = sweep_orphans(
             self.hook,

@@ -11,8 +11,6 @@ from videostyle.media.ffmpeg import MediaInfo
 PLAIN = MediaInfo(
     width=640,
     height=360,
-    frame_count=2,
-    frame_times=(0.0, 0.04),
     frame_pts=(0, 1),
     time_base=Fraction(1, 25),
     frame_rate=Fraction(25),

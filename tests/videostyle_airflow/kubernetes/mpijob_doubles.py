@@ -29,7 +29,13 @@ from tests.videostyle_airflow.kubernetes.conftest import (
     EmulatedKubernetes,
 )
 from tests.videostyle_airflow.operator_doubles import TaskInstance
-from videostyle_airflow.kubernetes.hook import attempt_name, task_run_hash
+from videostyle_airflow.kubernetes.hook import (
+    API_VERSION,
+    KIND,
+    attempt_name,
+    owner_reference,
+    task_run_hash,
+)
 from videostyle_airflow.kubernetes.mpijob_operator import MPIJobOperator, env_from_attempt_secret
 from videostyle_airflow.kubernetes.mpijob_trigger import MPIJobTrigger
 
@@ -162,14 +168,7 @@ def launcher_pod(kube: EmulatedKubernetes, mpijob: str, **status: Any) -> str:
                     "training.kubeflow.org/job-role": "launcher",
                 },
                 # Really owned by the launcher Job, which the MPIJob owns.
-                "ownerReferences": [
-                    {
-                        "apiVersion": "kubeflow.org/v2beta1",
-                        "kind": "MPIJob",
-                        "name": mpijob,
-                        "uid": kube.objects(MPIJOBS)[mpijob]["metadata"]["uid"],
-                    }
-                ],
+                "ownerReferences": [_owned_by(kube, mpijob)],
             },
             "spec": {"containers": [{"name": "launcher", "image": "videostyle-worker"}]},
             "status": status,
@@ -219,14 +218,7 @@ def worker_pod(
                 "training.kubeflow.org/job-role": "worker",
                 "training.kubeflow.org/replica-index": str(index),
             },
-            "ownerReferences": [
-                {
-                    "apiVersion": "kubeflow.org/v2beta1",
-                    "kind": "MPIJob",
-                    "name": mpijob,
-                    "uid": kube.objects(MPIJOBS)[mpijob]["metadata"]["uid"],
-                }
-            ],
+            "ownerReferences": [_owned_by(kube, mpijob)],
         },
         "spec": {"containers": [{"name": "worker", "image": "videostyle-worker"}]},
         "status": status,
@@ -302,3 +294,9 @@ class Outage:
 def stamped(lines: list[str]) -> list[str]:
     """Lines as the API serves a log with timestamps=true (kubelet format, a ms apart)."""
     return [f"2026-01-01T10:00:00.{i:03d}000000Z {line}" for i, line in enumerate(lines)]
+
+
+def _owned_by(kube: EmulatedKubernetes, mpijob: str) -> dict[str, str]:
+    """The owner reference the MPI Operator puts on an MPIJob's pods (and their Job)."""
+    uid = kube.objects(MPIJOBS)[mpijob]["metadata"]["uid"]
+    return owner_reference(api_version=API_VERSION, kind=KIND, name=mpijob, uid=uid)
