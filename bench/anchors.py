@@ -8,16 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from bench import proc
-from videostyle.defaults import DEFAULT_CRF
 from videostyle.media.ffmpeg import probe
 from videostyle.models.styles import STYLE_NAMES
+
+# The reference encodes at x264's default preset (medium), where CRF 16 gives the quality our
+# units' default CRF gives at theirs (bench/encode.py).
+REFERENCE_CRF = 16
 
 
 def reference(clip: Path, checkpoint: Path, workdir: Path) -> dict[str, Any]:
     output = workdir / f"reference-{uuid.uuid4().hex[:8]}.mp4"
     argv = [sys.executable, "-m", "bench.reference_baseline", str(clip), str(output)]
     ran = proc.run(
-        [*argv, str(checkpoint), "--crf", str(DEFAULT_CRF)], proc.env(), cwd=proc.BENCH_CWD
+        [*argv, str(checkpoint), "--crf", str(REFERENCE_CRF)], proc.env(), cwd=proc.BENCH_CWD
     )
     frames = probe(output, timeout=600).frame_count
     return {

@@ -7,6 +7,7 @@ models that prepare something once per job (a painting's style vector)."""
 
 import json
 import sys
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class Job:
     style: str | None
     ranks: int
     compile: str  # VIDEOSTYLE_COMPILE: on, off or auto
+    precision: str = "auto"  # VIDEOSTYLE_PRECISION
     # More of the model's options, as `--options` JSON; a `style_image` is a local file, as
     # `videostyle run --style-image PATH` takes it.
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -89,7 +91,7 @@ def score(clip: Path, job: Job, workdir: Path) -> dict[str, Any]:
     )
     environ = proc.env(
         {f"VIDEOSTYLE_{key.upper()}": value for key, value in urls.items()}
-        | {"VIDEOSTYLE_COMPILE": job.compile}
+        | {"VIDEOSTYLE_COMPILE": job.compile, "VIDEOSTYLE_PRECISION": job.precision}
     )
     ran = proc.run(step_argv("score", ["--job", JOB], ranks=job.ranks), environ)
     timings = json.loads(stores.work.read_bytes(plan.timing_name("score")))
@@ -115,7 +117,8 @@ def score(clip: Path, job: Job, workdir: Path) -> dict[str, Any]:
 
 
 def whole(clip: Path, job: Job, workdir: Path) -> dict[str, Any]:
-    """Time `videostyle run`: preprocess, score, stitch and publish, one process each."""
+    """Time `videostyle run`: preprocess, score, stitch and publish. Its fixed cost is the time
+    from the command's start to its first styled frame; `timings` is the report's."""
     output = workdir / f"run-{uuid.uuid4().hex[:8]}.mp4"
     argv = [sys.executable, "-m", "videostyle", "run", str(clip), str(output)]
     argv += ["--ranks", str(job.ranks)]
@@ -126,17 +129,23 @@ def whole(clip: Path, job: Job, workdir: Path) -> dict[str, Any]:
     environ = proc.env(
         {
             "VIDEOSTYLE_COMPILE": job.compile,
+            "VIDEOSTYLE_PRECISION": job.precision,
             "VIDEOSTYLE_SCRATCH_DIR": str(output.with_suffix(".scratch")),
         }
     )
+    started = time.time()
     ran = proc.run(argv, environ)
     report = json.loads(ran.stdout.strip().splitlines()[-1])
     frames = int(report["frames"])
+    ranks = report["timings"]["score"]["ranks"]
+    first = min(r["first_frame_unix"] for r in ranks if r.get("first_frame_unix"))
     return {
         "frames": frames,
         "wall_s": round(ran.wall_s, 2),
         "fps": frames / ran.wall_s,
+        "fixed_s": round(first - started, 2),
         "cpu_s_per_frame": ran.cpu_s / frames,
         "steps_s": {step: t["seconds"] for step, t in report["timings"].items()},
+        "timings": report["timings"],
         "output": output,
     }

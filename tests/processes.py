@@ -86,11 +86,18 @@ def is_python(proc: Process) -> bool:
 
 
 def is_scoring_rank(proc: Process, job: str) -> bool:
-    """A python process of `python -m mpi4py -m videostyle score --job <job>` with a PMI rank."""
+    """A python process of `python -m mpi4py -m videostyle score --job <job>` with a PMI rank,
+    and not a copy a rank forked that has not yet run exec (`freeze` may catch one)."""
     words = ["-m", "mpi4py", "-m", "videostyle", "score", "--job", job]
-    line = argv(proc)
-    runs_it = any(line[i : i + len(words)] == words for i in range(len(line)))
-    return runs_it and is_python(proc) and mpi_rank(proc) is not None
+
+    def runs_it(line: list[str]) -> bool:
+        return any(line[i : i + len(words)] == words for i in range(len(line)))
+
+    if not (runs_it(argv(proc)) and is_python(proc) and mpi_rank(proc) is not None):
+        return False
+    fields = _stat(proc.pid)
+    parent = process(int(fields[1])) if fields is not None else None
+    return parent is None or not (runs_it(argv(parent)) and is_python(parent))
 
 
 def world_ranks(procs: Iterable[Process], job: str) -> list[int]:
@@ -121,16 +128,25 @@ def wait_until(
         time.sleep(0.02)
 
 
+# Where a thread waits in the kernel while the child it vforked has not yet run exec (Python's
+# subprocess vforks): a parent frozen there stays in D state, but runs no more than a stopped one.
+VFORK_WAITS = ("kernel_clone", "wait_for_vfork_done")
+
+
 def _stopped(proc: Process) -> bool:
-    """Every thread of it stopped, or it is gone."""
+    """Every thread of it stopped (or held in vfork by a child: freeze stops that too), or it
+    is gone."""
     if not alive(proc):
         return True
     try:
-        threads = list(Path(f"/proc/{proc.pid}/task").iterdir())
-        states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in threads]
+        return all(map(_held, Path(f"/proc/{proc.pid}/task").iterdir()))
     except (OSError, IndexError):
         return not alive(proc)
-    return all(state in "tTZX" for state in states)
+
+
+def _held(task: Path) -> bool:
+    state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state in "tTZX" or (state == "D" and (task / "wchan").read_text() in VFORK_WAITS)
 
 
 def freeze(root: int) -> list[Process]:

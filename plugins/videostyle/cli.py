@@ -62,9 +62,31 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
         help="the model's options as one JSON object, as the Airflow launchers pass them",
     )
     parser.add_argument(
-        "--crf", type=int, default=DEFAULT_CRF, help="H.264 quality, lower is better"
+        "--crf",
+        type=int,
+        default=DEFAULT_CRF,
+        help="H.264 quality (x264 veryfast's CRF), lower is better and larger",
     )
     parser.add_argument("--ranks", type=int, default=DEFAULT_RANKS, help="MPI ranks for scoring")
+    parser.add_argument(
+        "--temporal",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_boolean,
+        metavar="BOOL",
+        help="the temporal mode: each frame blended with the previous one carried along the "
+        "motion, so the texture does not flicker (not for anonymize); `--temporal false` is off, "
+        "the default",
+    )
+
+
+def _boolean(text: str) -> bool:
+    """A command line's true or false (Airflow renders a boolean Param as True or False)."""
+    value = {"true": True, "1": True, "yes": True, "on": True}.get(text.lower())
+    if value is None and text.lower() not in ("false", "0", "no", "off"):
+        raise argparse.ArgumentTypeError(f"not true or false: {text!r}")
+    return bool(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,6 +160,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> None:
             options=options,
             crf=args.crf,
             ranks=args.ranks,
+            temporal=args.temporal,
             settings=settings,
         )
         print(json.dumps(report))

@@ -27,9 +27,11 @@ def mpirun() -> str:
 
 def step_argv(step: str, args: Sequence[str], *, ranks: int = 1) -> list[str]:
     """argv running CLI subcommand `step` here: this Python, under this MPI's mpirun for a step
-    of the table that needs MPI (`run` and any other subcommand run as one process)."""
+    of the table that needs MPI on more than one rank (`run` and any other subcommand run as one
+    process)."""
     spec = steps_table.STEPS.get(step)
-    if spec is None or not spec.mpi:
+    # One rank on this machine needs no MPI launcher: mpi4py starts it as a world of one.
+    if spec is None or not spec.mpi or ranks == 1:
         return steps_table.cli_command(step, args, python=sys.executable)
     return spec.command(args, python=sys.executable, mpirun=mpirun(), ranks=ranks)
 

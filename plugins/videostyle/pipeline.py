@@ -43,8 +43,10 @@ def run_local(
     crf: int,
     ranks: int,
     settings: Settings,
+    temporal: bool = False,
 ) -> dict[str, Any]:
-    """Style `source` into `output` with `model` and its `options`; returns the run's report.
+    """Style `source` into `output` with `model` and its `options` (in the temporal mode if
+    `temporal`); returns the run's report.
 
     A `style_image` option is a local file here (local_style_image)."""
     if not source.is_file():
@@ -73,8 +75,11 @@ def run_local(
                 options=json.dumps(options),
                 crf=str(crf),
                 ranks=str(ranks),
+                temporal="true" if temporal else "",
             )
-            if step.mpi:
+            # Above one rank under mpirun; one rank runs here like the other steps (its process
+            # would only import torch again).
+            if step.mpi and ranks > 1:
                 done = subprocess.run(step_argv(step.name, args, ranks=ranks), env=env, check=False)
                 if done.returncode != 0:
                     raise VideostyleError(f"{step.name} exited {done.returncode}")

@@ -65,6 +65,9 @@ class Plan:
     deinterlace: bool = False  # the source is interlaced: frames go through bwdif first
     changes: tuple[str, ...] = ()  # how the output differs from the source, in words
     audio_start_s: float = 0.0  # when the audio starts in the source (MPEG-TS: 1.4 s)
+    # The temporal mode: frames steadied along the motion (videostyle.temporal); False in plans
+    # written before it existed.
+    temporal: bool = False
 
     @property
     def prefix(self) -> str:

@@ -80,6 +80,9 @@ class RankProgress:
         self._styled = 0
         self._started: float | None = None
         self._logged = 0.0
+        # When the first frame came out, on the wall clock (seconds since the epoch): what a
+        # command's fixed cost is measured to, across processes.
+        self.first_styled_at: float | None = None
 
     @property
     def progress(self) -> Progress:
@@ -97,6 +100,8 @@ class RankProgress:
 
     def advance(self, frames: int) -> None:
         """`frames` more are styled; log if the last line is `interval` old."""
+        if self.first_styled_at is None and frames:
+            self.first_styled_at = time.time()
         self._styled += frames
         if self._clock() - self._logged >= self.interval:
             self._log()

@@ -38,8 +38,13 @@ class Settings(BaseSettings):
     batch_size: int | None = Field(default=None, ge=1)
     # torch.compile the model: "auto" when a rank's frames make up for the compile time.
     compile: Literal["auto", "on", "off"] = "auto"
+    # Where torch.compile's kernels are kept on this machine, a folder per compiled model
+    # (videostyle.compile_cache); it outlives jobs, so a machine compiles each model once.
+    compile_cache_dir: Path = Path(tempfile.gettempdir()) / "videostyle-compile-cache"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    # Autocast dtype; "auto": the fastest the hardware runs natively whose output stays within
+    # the pipeline's PSNR bound of fp32 (videostyle.steps.score.pick_precision).
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     ffmpeg_timeout_s: float = Field(default=3600.0, gt=0)
     # Inputs past these limits are refused before any work is spent on them.
     max_input_bytes: int = Field(default=20 * 2**30, gt=0)

@@ -115,6 +115,8 @@ def test_steps_render_their_argv_and_share_one_job(monkeypatch: pytest.MonkeyPat
                 str(DEFAULT_CRF),
                 "--ranks",
                 "3",
+                "--temporal",
+                "False",
                 "--",
                 "clips/my cat.mp4",
             ],

@@ -3,6 +3,7 @@ frames: what the pipeline's output is checked against."""
 
 import json
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +19,27 @@ STYLE = "starry-night"  # textured up to the picture's very edges: padding there
 
 
 def run_styled(
-    source: Path, tmp_path: Path, *, max_unit_frames: int = 4, ranks: int = 2
+    source: Path,
+    tmp_path: Path,
+    *,
+    max_unit_frames: int = 4,
+    ranks: int = 2,
+    output: Path | None = None,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """`python -m videostyle run` on `source` in STYLE, as a user types it, in units of at most
-    `max_unit_frames` frames over `ranks` ranks: the output and the report it prints."""
-    output = tmp_path / f"{source.stem}-styled.mp4"
-    args = [str(source), str(output), "--style", STYLE, "--ranks", str(ranks)]
+    `max_unit_frames` frames over `ranks` ranks, with more `args` and `env`: the output (at
+    `output`, or beside `source`'s name in `tmp_path`) and the report it prints."""
+    output = output or tmp_path / f"{source.stem}-styled.mp4"
+    argv = [str(source), str(output), "--style", STYLE, "--ranks", str(ranks), *args]
     done = subprocess.run(
-        step_argv("run", args),
+        step_argv("run", argv),
         env=process_env(
             {
                 "VIDEOSTYLE_SCRATCH_DIR": str(tmp_path / "scratch"),
                 "VIDEOSTYLE_MAX_UNIT_FRAMES": str(max_unit_frames),
+                **(env or {}),
             }
         ),
         capture_output=True,

@@ -1,16 +1,13 @@
 """The input's audio reaches the output: copied bit for bit where MP4 can carry its codec, else
 re-encoded to AAC with the same samples in the same place, and the report says which."""
 
-import json
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from tests.media import audio_packets, decode_audio, decode_rgb, make_clip, stream_info
-from videostyle.commands import process_env, step_argv
+from tests.videostyle.runs import run_styled
 
 pytestmark = pytest.mark.integration
 
@@ -18,25 +15,10 @@ FRAMES = 24
 SIZE = (64, 48)
 
 
-def run(source: Path, output: Path, tmp_path: Path) -> dict[str, Any]:
-    """`python -m videostyle run`, as a user types it; the report it prints."""
-    done = subprocess.run(
-        step_argv("run", [str(source), str(output), "--ranks", "1"]),
-        env=process_env({"VIDEOSTYLE_SCRATCH_DIR": str(tmp_path / "scratch")}),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return report
-
-
 def test_audio_mp4_carries_is_copied_bit_for_bit(tmp_path: Path) -> None:
     source = make_clip(tmp_path / "in.mp4", frames=FRAMES, size=SIZE)
     output = tmp_path / "out.mp4"
-    report = run(source, output, tmp_path)
+    _, report = run_styled(source, tmp_path, ranks=1, output=output, max_unit_frames=48)
 
     assert (report["frames"], report["audio"], report["audio_copied"]) == (FRAMES, True, True)
     assert len(decode_rgb(output)) == FRAMES
@@ -51,7 +33,7 @@ def test_audio_mp4_cannot_carry_is_reencoded_with_its_samples_in_place(tmp_path:
     source = make_clip(tmp_path / "in.mkv", frames=FRAMES, size=SIZE, audio_codec="pcm_s16le")
     assert stream_info(source, "a")["codec_name"] == "pcm_s16le"
     output = tmp_path / "out.mp4"
-    report = run(source, output, tmp_path)
+    _, report = run_styled(source, tmp_path, ranks=1, output=output, max_unit_frames=48)
 
     assert (report["frames"], report["audio"], report["audio_copied"]) == (FRAMES, True, False)
     assert len(decode_rgb(output)) == FRAMES
@@ -72,7 +54,7 @@ def test_vorbis_which_mp4_could_hold_but_players_refuse_there_becomes_aac(
     source = make_clip(tmp_path / "in.mkv", frames=FRAMES, size=SIZE, audio_codec="libvorbis")
     assert stream_info(source, "a")["codec_name"] == "vorbis"
     output = tmp_path / "out.mp4"
-    report = run(source, output, tmp_path)
+    _, report = run_styled(source, tmp_path, ranks=1, output=output, max_unit_frames=48)
 
     assert (report["audio"], report["audio_copied"]) == (True, False)
     assert stream_info(output, "a")["codec_name"] == "aac"

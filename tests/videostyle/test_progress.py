@@ -2,6 +2,7 @@
 clocks are fakes, moved by hand."""
 
 import logging
+import time
 from itertools import pairwise
 
 import pytest
@@ -174,3 +175,17 @@ def test_progress_reads_as_frames_percent_rate_and_whole_seconds_left() -> None:
     assert Progress(done=1, total=3, rate=0.5, eta_s=3.2).describe() == (
         "1/3 frames (33%), 0.5 frames/s, ETA 4 s"
     )
+
+
+def test_a_rank_notes_when_its_first_frame_came_out_on_the_wall_clock() -> None:
+    progress = RankProgress(rank=0, size=1, total=3)
+    progress.start()
+    progress.advance(0)
+    assert progress.first_styled_at is None
+    before = time.time()
+    progress.advance(1)
+    after = time.time()
+    assert progress.first_styled_at is not None
+    assert before <= progress.first_styled_at <= after
+    progress.advance(2)
+    assert progress.first_styled_at <= after

@@ -1,7 +1,15 @@
 """Running ffmpeg/ffprobe and reading what a media file holds."""
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
@@ -16,16 +24,95 @@ class FFmpegError(VideostyleError):
     """ffmpeg failed on a file this project made itself: a fault here, not in the input."""
 
 
-def run_ffmpeg(argv: list[str], *, timeout: float) -> bytes:
-    """Run an ffmpeg/ffprobe argv to completion; its stderr is in the error when it fails."""
+# What the ffmpeg/ffprobe children of this process took, CPU seconds (user + system) by kind:
+# "decode" (read_frames), "encode" (FrameEncoder), "probe" (ffprobe's full decode check) and
+# "other" (the rest of run_ffmpeg: listing, audio copy, remux). Each child's own rusage from
+# os.wait4, so concurrent children in other threads are told apart.
+_cpu_lock = threading.Lock()
+_cpu: dict[str, float] = {}
+
+
+def add_ffmpeg_cpu(kind: str, seconds: float) -> None:
+    with _cpu_lock:
+        _cpu[kind] = _cpu.get(kind, 0.0) + seconds
+
+
+def ffmpeg_cpu() -> dict[str, float]:
+    """CPU seconds of this process's ffmpeg children so far, by kind (see _cpu)."""
+    with _cpu_lock:
+        return dict(_cpu)
+
+
+@contextmanager
+def ffmpeg_cpu_delta() -> Iterator[dict[str, float]]:
+    """Yield a dict that holds, once the block ends, the ffmpeg CPU seconds by kind that the
+    block's children took (its "total" too), rounded to milliseconds."""
+    result: dict[str, float] = {}
+    before = ffmpeg_cpu()
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise FFmpegError(f"{argv[0]} ran past {timeout:.0f} s: {' '.join(argv)}") from exc
-    if done.returncode != 0:
-        stderr = done.stderr.decode(errors="replace").strip()
-        raise FFmpegError(f"{argv[0]} exited {done.returncode}: {stderr[-2000:]}")
-    return done.stdout
+        yield result
+    finally:
+        after = ffmpeg_cpu()
+        for kind, seconds in after.items():
+            result[kind] = round(seconds - before.get(kind, 0.0), 3)
+        result["total"] = round(sum(after.values()) - sum(before.values()), 3)
+
+
+def reap(proc: "subprocess.Popen[bytes]", *, timeout: float | None, kind: str) -> int:
+    """Wait for `proc` to exit (TimeoutExpired past `timeout` s) and reap it with os.wait4, its
+    CPU seconds added to the `kind` of ffmpeg_cpu(); its exit code.
+
+    Use this instead of proc.wait()/poll(), which reap without the child's rusage.
+    """
+    if proc.returncode is not None:  # reaped already, its rusage lost
+        return proc.returncode
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.0005
+    while True:
+        try:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: Popen knows its code
+            return proc.wait()
+        if pid:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            raise subprocess.TimeoutExpired(proc.args, timeout or 0.0)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    add_ffmpeg_cpu(kind, usage.ru_utime + usage.ru_stime)
+    return proc.returncode
+
+
+def kill(proc: "subprocess.Popen[bytes]", *, kind: str) -> None:
+    """Kill `proc` if it still runs, and reap it (its CPU counted as `kind`)."""
+    if proc.returncode is None:
+        # Not proc.kill(): it polls first, reaping an exited child without its rusage. Unreaped,
+        # the pid is still this child's.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        reap(proc, timeout=None, kind=kind)
+
+
+def run_ffmpeg(argv: list[str], *, timeout: float, kind: str = "other") -> bytes:
+    """Run an ffmpeg/ffprobe argv to completion; its stderr is in the error when it fails. Its
+    CPU time counts as `kind` in ffmpeg_cpu()."""
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
+        try:
+            returncode = reap(proc, timeout=timeout, kind=kind)
+        except subprocess.TimeoutExpired as exc:
+            kill(proc, kind=kind)
+            raise FFmpegError(f"{argv[0]} ran past {timeout:.0f} s: {' '.join(argv)}") from exc
+        except BaseException:
+            kill(proc, kind=kind)
+            raise
+        if returncode != 0:
+            stderr.seek(0)
+            message = stderr.read().decode(errors="replace").strip()
+            raise FFmpegError(f"{argv[0]} exited {returncode}: {message[-2000:]}")
+        stdout.seek(0)
+        return stdout.read()
 
 
 def side_by_side(left: Path, right: Path, png: Path, *, at_s: float, timeout: float) -> Path:
@@ -213,6 +300,7 @@ def _decodable_frames(path: Path, index: int, *, timeout: float) -> int:
             str(path),
         ],
         timeout=timeout,
+        kind="probe",
     )
     # MPEG-TS lists the stream again under its program: the first line is the stream's own.
     count = next(iter(out.decode().split()), "").rstrip(",")

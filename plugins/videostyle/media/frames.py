@@ -21,17 +21,22 @@ import ffmpeg
 import numpy as np
 import numpy.typing as npt
 
-from videostyle.media.ffmpeg import FFmpegError
+from videostyle.media.ffmpeg import FFmpegError, kill, reap
 
 Frames = npt.NDArray[np.uint8]  # [N, H, W, 3] RGB
 T = TypeVar("T")
 
-# x264 preset of every encode, measured at CRF 16 on styled 640x360 frames (one thread, per
-# frame): medium 33 ms, 34.0 dB; fast 25 ms, 33.9 dB, same size; faster 19 ms, 32.7 dB;
-# veryfast 12 ms, 31.6 dB (29.95 dB on the test clip: under the 30 dB bound); ultrafast 4 ms,
-# 33.0 dB but 23% larger. At a given CRF the faster presets lose quality, not just size: "fast"
-# is the fastest that keeps medium's quality and size, for a quarter less encoding.
-X264_PRESET = "fast"
+# x264 preset of every encode, with defaults.DEFAULT_CRF: chosen by bench/encode.py (its rule:
+# the least encode CPU whose PSNR and SSIM, against the styled frames in 4:2:0, stay within
+# 0.2 dB and 0.001 of the former default, fast at CRF 16, on each of two real clips, at most
+# 1.25x its size). One thread, per frame, units as scored (BBB 640x360 and bikes, styled):
+# fast crf16 26 ms; veryfast crf13 12-14 ms, +0.46 dB, 1.20x; superfast crf11 10.2 ms,
+# +0.30 dB but 1.41x; ultrafast crf13 4.9 ms, +1.5 dB but 1.72x; ultrafast crf16 4.8 ms,
+# -1.5 dB on bikes; superfast crf13 -1.5 dB. At a given CRF the faster presets lose quality,
+# not just size: the CRF is lowered with the preset.
+X264_PRESET = "veryfast"
+# Further ffmpeg output options of every encode (e.g. {"tune": "film"}): bench/encode.py.
+X264_OPTIONS: dict[str, str] = {}
 # Batches a stage may hold ahead of the next: enough to smooth out uneven stage times.
 QUEUE_DEPTH = 2
 # Decoding starts at the keyframe before a seek point this far ahead of the first frame wanted,
@@ -91,6 +96,11 @@ def read_frames(
     ).video
     if deinterlace:
         video = video.filter("bwdif", mode="send_frame", parity="auto", deint="all")
+    if end_s is not None:
+        # The first frame at or past the end ends the stream, and ffmpeg stops decoding there:
+        # the select filter alone drops the rest but decodes it all, to the end of the file
+        # (every unit's decoder would read the rest of the video).
+        video = video.filter("trim", end=repr(end_s))
     argv = (
         video.filter("select", select)
         .output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough")
@@ -115,11 +125,9 @@ def read_frames(
                     break
             extra = proc.stdout.read(frame_bytes)
             proc.stdout.close()
-            returncode = proc.wait(timeout=timeout)
+            returncode = reap(proc, timeout=timeout, kind="decode")
         finally:
-            if proc.poll() is None:  # the consumer stopped early, or reading failed
-                proc.kill()
-                proc.wait()
+            kill(proc, kind="decode")  # the consumer stopped early, or reading failed
             proc.stdout.close()
         if returncode != 0:
             raise FFmpegError(f"decoding {path.name} failed: {_stderr_tail(stderr)}")
@@ -206,6 +214,8 @@ class FrameEncoder:
         timeout: float,
         depth: int = QUEUE_DEPTH,
         pix_fmt: str = "yuv420p",
+        preset: str | None = None,
+        x264: dict[str, str] | None = None,
     ) -> None:
         self.path, self.timeout, self.frames = path, timeout, 0
         argv = (
@@ -221,9 +231,10 @@ class FrameEncoder:
                 vcodec="libx264",
                 pix_fmt=pix_fmt,
                 crf=crf,
-                preset=X264_PRESET,
+                preset=preset or X264_PRESET,
                 threads=threads,
                 movflags="+faststart",
+                **(X264_OPTIONS if x264 is None else x264),
             )
             .global_args("-nostdin", "-v", "error", "-y")
             .compile()
@@ -262,7 +273,7 @@ class FrameEncoder:
         try:
             self._queue.put(None)
             self._writer.join()
-            returncode = self._proc.wait(timeout=self.timeout)
+            returncode = reap(self._proc, timeout=self.timeout, kind="encode")
             if returncode != 0 or self._broken is not None:
                 raise FFmpegError(f"encoding {self.path.name} failed: {_stderr_tail(self._stderr)}")
         finally:
@@ -270,9 +281,7 @@ class FrameEncoder:
 
     def abort(self) -> None:
         """Stop encoding now, leaving no process or thread behind; the file is incomplete."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
+        kill(self._proc, kind="encode")
         if self._writer.is_alive():
             self._queue.put(None)
             self._writer.join()

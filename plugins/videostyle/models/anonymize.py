@@ -55,6 +55,7 @@ def _face_blur(options: Options) -> FaceBlur:
 
 class Anonymize(FrameModel):
     defaults: ClassVar[Mapping[str, Any]] = {"mode": "blur", "margin": _DEFAULT_MARGIN}
+    temporal: ClassVar[bool] = False  # never blended over time: a face must never smear
 
     def check_options(self, options: Options) -> None:
         _face_blur(options)

@@ -14,6 +14,9 @@ registered by name in `videostyle.models.registry`. Its life in a job:
   many with `context_frames`: scoring then hands its transform's `unit` each unit's frames with
   up to that many neighbours on each side (fewer at the video's ends) and writes only the unit's
   own, and stores the JSON-able facts `unit` returns beside the unit;
+- in the temporal mode (the plan's `temporal`, for a model whose `temporal` allows it) scoring
+  wraps the transform in videostyle.temporal.steady.Steady, which styles each unit with a few
+  frames before it and blends each frame with the previous one carried along the motion;
 - publish names the output `<video>/<output_name(options)>.mp4`, and puts what `report` (and,
   from those per-unit facts, `report_units`) says of the job in the report.
 
@@ -91,6 +94,10 @@ class FrameModel(ABC):
     # Every option the model takes, with its default (None: no default). preprocess fills in
     # what a job leaves out, and refuses a key that is not here.
     defaults: ClassVar[Mapping[str, Any]] = {}
+    # Whether the temporal mode (videostyle.temporal) may steady the model's frames by blending
+    # each with the previous one carried along the motion. False for a model whose every frame
+    # must stand on its own (anonymize: a blend could drag a face's pixels out of its cover).
+    temporal: ClassVar[bool] = True
 
     @abstractmethod
     def check_options(self, options: Options) -> None:

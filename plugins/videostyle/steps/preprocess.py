@@ -14,7 +14,7 @@ import ffmpeg
 
 from videostyle.errors import BadInputError, BadParameterError, VideostyleError
 from videostyle.media.conversions import changes, output_pix_fmt
-from videostyle.media.ffmpeg import FFmpegError, MediaInfo, probe, run_ffmpeg
+from videostyle.media.ffmpeg import FFmpegError, MediaInfo, ffmpeg_cpu_delta, probe, run_ffmpeg
 from videostyle.media.frames import time_range
 from videostyle.models.base import JobContext
 from videostyle.models.registry import get_model, job_options, output_name
@@ -28,7 +28,9 @@ from videostyle.timings import record, timed
 log = logging.getLogger(__name__)
 
 
-def validate_job(*, model: str, options: Mapping[str, Any], crf: int) -> dict[str, Any]:
+def validate_job(
+    *, model: str, options: Mapping[str, Any], crf: int, temporal: bool = False
+) -> dict[str, Any]:
     """Refuse a job that could never succeed before any work is spent on it; returns the
     model's complete options (videostyle.models.registry.job_options).
 
@@ -38,6 +40,10 @@ def validate_job(*, model: str, options: Mapping[str, Any], crf: int) -> dict[st
     output_name(model, complete)  # a look it could not publish under is refused now
     if not 0 <= crf <= 51:
         raise BadParameterError(f"bad parameter crf={crf}: outside H.264's 0..51")
+    if temporal and not get_model(model).temporal:
+        raise BadParameterError(
+            f"bad parameter temporal=true: model {model} must never blend frames over time"
+        )
     return complete
 
 
@@ -73,19 +79,26 @@ def preprocess(
     options: Mapping[str, Any],
     crf: int,
     ranks: int,
+    temporal: bool = False,
 ) -> Plan:
     """Snapshot the input into the job, extract its audio, run the model's once-per-job
     preparation (stored with the job) and write the plan (written last).
 
     `model` is a name in videostyle.models.registry, `options` its options (defaults filled
-    in). An unusable input is quarantined: a report naming the problem goes to the work
-    container; a bad parameter (an option, or what the model's preparation refuses as one) is not.
+    in); `temporal` asks for the temporal mode (videostyle.temporal). An unusable input is
+    quarantined: a report naming the problem goes to the work container; a bad parameter (an
+    option, the temporal mode for a model that refuses it, or what the model's preparation
+    refuses as one) is not.
     """
     if stores.work.exists(plan_name(job_id)):
         log.info("job %s is already preprocessed", job_id)
         return load_plan(stores.work, job_id)
-    options = validate_job(model=model, options=options, crf=crf)
-    with timed() as took, scratch_folder(settings, job_id, "preprocess") as scratch:
+    options = validate_job(model=model, options=options, crf=crf, temporal=temporal)
+    with (
+        timed() as took,
+        ffmpeg_cpu_delta() as media,
+        scratch_folder(settings, job_id, "preprocess") as scratch,
+    ):
         try:
             source, info, source_stat = _inspect(stores, settings, video, scratch)
             audio = scratch / "audio.m4a"
@@ -131,6 +144,7 @@ def preprocess(
                 crf=crf,
                 units=plan_units(info, ranks=ranks, max_unit_frames=settings.max_unit_frames),
                 prepared=prepared,
+                temporal=temporal,
             )
             store_timestamps(stores.work, plan, info.frame_pts)
             if plan.audio:
@@ -145,7 +159,17 @@ def preprocess(
         stores.work,
         plan,
         "preprocess",
-        {**took, "frames": plan.frame_count, "prepare_seconds": preparing["seconds"]},
+        {
+            **took,
+            "frames": plan.frame_count,
+            "prepare_seconds": preparing["seconds"],
+            # ffprobe and ffmpeg: in all, and the full decode that proves every frame readable.
+            "ffmpeg_cpu_seconds": media["total"],
+            "ffmpeg_decode_cpu_seconds": media.get("probe", 0.0),
+            "ffmpeg_decode_ms_per_frame": round(
+                1000 * media.get("probe", 0.0) / plan.frame_count, 3
+            ),
+        },
     )
     plan.save(stores.work)  # last: a plan means the job's inputs are all in place
     log.info(
@@ -173,6 +197,7 @@ def from_cli(stores: Stores, settings: Settings, args: argparse.Namespace) -> No
         options=args.options,
         crf=args.crf,
         ranks=args.ranks,
+        temporal=args.temporal,
     )
 
 

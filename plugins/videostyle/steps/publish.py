@@ -43,11 +43,13 @@ KEY_FIGURES = (
 
 def output_stem(plan: Plan) -> str:
     """`clips/beach.mp4` in starry-night at strength 0.5 → `clips/beach.mp4/starry-night-s50`:
-    the input's name, then the look as the job's model names it.
+    the input's name, then the look as the job's model names it, `-steady` added when the job
+    was steadied over time (the temporal mode: another video than the per-frame one).
 
     The whole input name stays in it, so `beach.mp4` and `beach.mov` never share an output.
     """
-    return f"{plan.video}/{output_name(plan.model, plan.options)}"
+    look = output_name(plan.model, plan.options)
+    return f"{plan.video}/{look}-steady" if plan.temporal else f"{plan.video}/{look}"
 
 
 def sha256_of(path: Path) -> str:
@@ -184,6 +186,7 @@ def _publish(
         "style": plan.options.get("style"),
         "strength": plan.options.get("strength"),
         "crf": plan.crf,
+        "temporal": plan.temporal,  # steadied over time (videostyle.temporal)
         "units": len(plan.units),
         "timings": collect(stores.work, plan),
         "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

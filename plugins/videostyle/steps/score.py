@@ -31,10 +31,13 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from videostyle.compile_cache import CompileCache, Warmth, cache_key
 from videostyle.errors import VideostyleError
+from videostyle.media.ffmpeg import ffmpeg_cpu
 from videostyle.media.frames import FrameEncoder, Frames, read_ahead, read_frames
 from videostyle.models.base import FrameTransform, UnitTransform
 from videostyle.models.registry import get_model
+from videostyle.models.warming import WarmingTransform
 from videostyle.plan import Plan, Unit, load_plan, load_prepared
 from videostyle.progress import RankProgress
 from videostyle.scratch import scratch_folder
@@ -45,10 +48,19 @@ from videostyle.timings import record, timed
 
 log = logging.getLogger(__name__)
 
-# torch.compile takes about 30 s on 2 CPU cores (5 s once inductor's on-disk cache holds the
-# graph), then doubles the frames/s: from about 40 Mpx of a rank's frames (170 frames of
-# 640x360) it gains even with a cold cache, and far sooner with a warm one.
-COMPILE_MIN_PIXELS = 40_000_000
+# Compile when a rank's frames make up for it: at least this many megapixels of them, by
+# precision and by whether compiled kernels are at hand (the machine's or the store's compile
+# cache) or must be made cold. Measured on 2 CPU cores at 640x360: a cold compile costs 20-35 s
+# and a warm one about 4 s (inductor's import and the trace included); compiled styling saves
+# 0.72 s/Mpx in fp32 (3.4 -> 7.6 frames/s per core) and 0.28 s/Mpx in bf16 (7.9 -> 16).
+COMPILE_MIN_MPX = {
+    ("fp32", Warmth.COLD): 50,
+    ("fp32", Warmth.STORE): 6,
+    ("fp32", Warmth.MACHINE): 6,
+    ("bf16", Warmth.COLD): 125,
+    ("bf16", Warmth.STORE): 15,
+    ("bf16", Warmth.MACHINE): 15,
+}
 
 
 class Communicator(Protocol):
@@ -80,17 +92,37 @@ def pick_device(setting: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank % gpus)
 
 
+def pick_precision(setting: str, device: torch.device) -> str:
+    """`setting`, or for "auto" the fastest precision the hardware runs natively: bf16 on a CPU
+    with AVX512-BF16 or AMX and on a CUDA device with bf16 units (Ampere on; its range spares
+    networks that work in 0-255 pixels the overflows of fp16), fp16 on older CUDA, else fp32.
+    Each stays within the pipeline's PSNR bound of fp32 (the test of this function checks every
+    styling model in each)."""
+    if setting != "auto":
+        return setting
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    # Without native units bf16 is emulated on CPU: 5-7x slower than fp32 (bench, Zen 3).
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bf16" if native else "fp32"
+
+
 def can_compile() -> bool:
     """Inductor builds CPU kernels with a C++ compiler, which slim images may lack."""
     return shutil.which(os.environ.get("CXX", "g++")) is not None
 
 
-def should_compile(setting: str, device: torch.device, pixels: int) -> bool:
+def should_compile(
+    setting: str, device: torch.device, pixels: int, *, precision: str, cache: CompileCache
+) -> bool:
     """Whether to torch.compile for a rank with `pixels` of frames to style."""
     if setting != "auto":
         return setting == "on"
     # On CUDA a frame takes milliseconds: compiling is unmeasured there and left to "on".
-    return device.type == "cpu" and pixels >= COMPILE_MIN_PIXELS and can_compile()
+    if device.type != "cpu" or not can_compile():
+        return False
+    least = COMPILE_MIN_MPX.get((precision, cache.warmth()))  # None: fp16 is CUDA's alone
+    return least is not None and pixels >= least * 1e6
 
 
 def score(
@@ -108,13 +140,29 @@ def score(
     mine = [plan.units[i] for i in rank_units(len(plan.units), rank, size)]
     todo = [u for u in mine if not stores.work.exists(plan.unit_name(u))]
     device = pick_device(settings.device, local_rank)
+    precision = pick_precision(settings.precision, device)
     threads = max(1, (os.cpu_count() or 1) // local_ranks)
     torch.set_num_threads(threads)  # ranks on one machine share its cores
     batch = settings.batch_size or (8 if device.type == "cuda" else 1)
     frames = sum(u.frame_count for u in todo)
     share = sum(u.frame_count for u in mine)
     progress = RankProgress(rank=rank, size=size, total=share, done=share - frames)
-    compiled = should_compile(settings.compile, device, frames * plan.width * plan.height)
+    cache = CompileCache(
+        stores.work,
+        settings.compile_cache_dir,
+        cache_key(
+            plan.model,
+            width=plan.width,
+            height=plan.height,
+            batch=batch,
+            precision=precision,
+            device=device,
+        ),
+    )
+    pixels = frames * plan.width * plan.height
+    compiled = bool(todo) and should_compile(
+        settings.compile, device, pixels, precision=precision, cache=cache
+    )
     log.info(
         "rank %d/%d: %d units, %d already done; %d threads, batch %d, compiled %s",
         rank,
@@ -141,13 +189,16 @@ def score(
                 scratch,
                 settings,
                 device=device,
+                precision=precision,
                 threads=threads,
                 batch=batch,
                 compiled=compiled,
+                cache=cache,
                 progress=progress,
             )
     progress.finish()
-    ranks = comm.gather({**facts, **took, **_usage()})
+    facts["first_frame_unix"] = progress.first_styled_at
+    ranks = comm.gather({**facts, **took, **_usage(frames)})
     if ranks is not None:
         record(
             stores.work,
@@ -158,9 +209,16 @@ def score(
                 "ranks": ranks,
                 "model": plan.model,
                 "device": str(device),
-                "precision": settings.precision,
+                "precision": precision,
                 "batch": batch,
                 "compiled": compiled,
+                # Every rank's ffmpeg: decoding the source and encoding the units.
+                "ffmpeg_decode_cpu_seconds": round(
+                    sum(r["ffmpeg_decode_cpu_seconds"] for r in ranks), 3
+                ),
+                "ffmpeg_encode_cpu_seconds": round(
+                    sum(r["ffmpeg_encode_cpu_seconds"] for r in ranks), 3
+                ),
             },
         )
 
@@ -189,25 +247,44 @@ def _style_units(
     settings: Settings,
     *,
     device: torch.device,
+    precision: str,
     threads: int,
     batch: int,
     compiled: bool,
+    cache: CompileCache,
     progress: RankProgress,
-) -> dict[str, float]:
+) -> dict[str, float | str | int]:
     """Load the model and stream `units` through it; the seconds of each phase."""
     context = get_model(plan.model).context_frames(plan.options)
-    with timed() as loaded:
-        model = get_model(plan.model).load(
-            plan.options,
-            load_prepared(work, plan),
-            device=device,
-            precision=settings.precision,
-            compiled=compiled,
+    warmth = cache.use() if compiled else None
+    # A model seeing whole units warms up before styling; any other styles uncompiled while
+    # its compiled twin loads and warms up beside it (videostyle.models.warming).
+    warm_first = compiled and context > 0
+
+    def load(compile_: bool) -> FrameTransform:
+        return get_model(plan.model).load(
+            plan.options, prepared, device=device, precision=precision, compiled=compile_
         )
-    warm = {"seconds": 0.0}
-    if compiled:  # the first batch compiles: on a dummy one, timed on its own
-        with timed() as warm:
+
+    with timed() as loaded:
+        prepared = load_prepared(work, plan)
+        model = load(warm_first)
+    warm: dict[str, float | str] = {}
+    if warm_first:  # the first batch compiles: on a dummy one, timed on its own
+        with timed() as took:
             model.warm_up(batch, plan.height, plan.width)
+        warm = {"warmup_seconds": took["seconds"]}
+    warming = None
+    if compiled and not warm_first:
+        warming = WarmingTransform(
+            model, lambda: load(True), batch=batch, height=plan.height, width=plan.width
+        )
+        model = warming
+    if plan.temporal:  # steadied over time: each unit with the frames that warm its state
+        from videostyle.temporal.steady import LEAD_FRAMES, Steady
+
+        model = Steady(model, batch=batch)
+        context = max(context, LEAD_FRAMES)
     source = work.download(plan.source_name, scratch / f"source{plan.source_ext}")
     plan.check_source(source)
     # On a GPU the cores are free to decode and encode; on a CPU the model needs them and
@@ -227,23 +304,49 @@ def _style_units(
             progress=progress,
             context=context,
         )
+    if warming is not None:
+        warm = warming.finish()
+    if warmth is Warmth.COLD and "compile_failed" not in warm:
+        cache.keep()
     return {
         "load_seconds": loaded["seconds"],
-        "warmup_seconds": warm["seconds"],
+        **warm,
         "stream_seconds": streamed["seconds"],
         "model_seconds": round(model_s, 3),
+        "compile_cache": str(warmth or "unused"),
+        **(_graph_counts() if compiled else {}),
     }
 
 
-def _usage() -> dict[str, float]:
+def _graph_counts() -> dict[str, int]:
+    """Inductor's own count of the graphs it compiled here and reused from its cache."""
+    from torch._dynamo.utils import counters  # a second of imports: only when compiling
+
+    inductor = counters["inductor"]
+    return {
+        "graphs_compiled": inductor["fxgraph_cache_miss"],
+        "graphs_reused": inductor["fxgraph_cache_hit"],
+    }
+
+
+def _usage(frames: int) -> dict[str, float]:
     """This rank's peak resident memory (MiB), and CPU seconds of its own threads and of the
-    ffmpeg processes it ran: where a CPU-bound rank's time went."""
+    processes it ran (ffmpeg, and the C++ compiler when compiling): where a CPU-bound rank's
+    time went. Of those, its ffmpeg decoders' and encoders' own (each child's rusage: see
+    videostyle.media.ffmpeg.reap), in all and per frame of the `frames` it styled. Like the
+    other figures, since the process started: a rank is a process of its own."""
     own = resource.getrusage(resource.RUSAGE_SELF)
-    ffmpeg = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    media = ffmpeg_cpu()
+    decode, encode = media.get("decode", 0.0), media.get("encode", 0.0)
     return {
         "peak_rss_mb": round(own.ru_maxrss / 1024, 1),  # Linux counts KiB
         "cpu_seconds": round(own.ru_utime + own.ru_stime, 2),
-        "ffmpeg_cpu_seconds": round(ffmpeg.ru_utime + ffmpeg.ru_stime, 2),
+        "ffmpeg_cpu_seconds": round(children.ru_utime + children.ru_stime, 2),
+        "ffmpeg_decode_cpu_seconds": round(decode, 3),
+        "ffmpeg_encode_cpu_seconds": round(encode, 3),
+        "ffmpeg_decode_ms_per_frame": round(1000 * decode / frames, 3) if frames else 0.0,
+        "ffmpeg_encode_ms_per_frame": round(1000 * encode / frames, 3) if frames else 0.0,
     }
 
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 import ffmpeg
 
 from videostyle.errors import VideostyleError
-from videostyle.media.ffmpeg import probe, run_ffmpeg
+from videostyle.media.ffmpeg import ffmpeg_cpu_delta, probe, run_ffmpeg
 from videostyle.media.remux import join_units
 from videostyle.plan import load_plan, load_timestamps
 from videostyle.scratch import scratch_folder
@@ -43,7 +43,11 @@ def stitch(stores: Stores, settings: Settings, *, job_id: str) -> None:
     missing = [u.index for u in plan.units if not stores.work.exists(plan.unit_name(u))]
     if missing:
         raise VideostyleError(f"job {job_id}: units {missing[:10]} are not scored yet")
-    with timed() as took, scratch_folder(settings, job_id, "stitch") as scratch:
+    with (
+        timed() as took,
+        ffmpeg_cpu_delta() as media,
+        scratch_folder(settings, job_id, "stitch") as scratch,
+    ):
         parts = [
             (
                 stores.work.download(plan.unit_name(u), scratch / f"{u.index:05d}.mp4"),
@@ -83,7 +87,14 @@ def stitch(stores: Stores, settings: Settings, *, job_id: str) -> None:
             probe(stitched, timeout=settings.ffmpeg_timeout_s, decode=False), "stitched video"
         )
         stores.work.upload(stitched, plan.stitched_name)
-    record(stores.work, plan, "stitch", {**took, "frames": plan.frame_count})
+    record(
+        stores.work,
+        plan,
+        "stitch",
+        # ffmpeg's muxing and probing; the units are joined in this process (PyAV), and nothing
+        # is decoded or encoded.
+        {**took, "frames": plan.frame_count, "ffmpeg_cpu_seconds": media["total"]},
+    )
     log.info("job %s: stitched %d frames from %d units", job_id, plan.frame_count, len(plan.units))
 
 

@@ -56,13 +56,24 @@ class Step:
 
 
 def step_args(
-    step: Step, *, job: str, video: str, model: str, options: str, crf: str, ranks: str
+    step: Step,
+    *,
+    job: str,
+    video: str,
+    model: str,
+    options: str,
+    crf: str,
+    ranks: str,
+    temporal: str = "",
 ) -> list[str]:
     """The step's arguments for one job (strings: Airflow passes templates): `--job JOB`, and
-    the video and the job's options for the step that plans the job."""
+    the video and the job's options for the step that plans the job; `temporal` ("true",
+    "false", "" to leave it out) the temporal mode."""
     if not step.job_options:
         return ["--job", job]
     options_args = ["--model", model, "--options", options, "--crf", crf, "--ranks", ranks]
+    if temporal:
+        options_args += ["--temporal", temporal]
     return ["--job", job, *options_args, "--", video]  # `--`: a video name is never an option
 
 

@@ -21,7 +21,7 @@ from videostyle.plan import Plan
 from videostyle.progress import RANK_LINE, Progress, parse_progress
 from videostyle.settings import Settings
 from videostyle.steps.preprocess import preprocess
-from videostyle.steps.score import COMPILE_MIN_PIXELS, pick_device, score, should_compile
+from videostyle.steps.score import pick_device, score
 from videostyle.storage import BlobStore, Stores
 
 JOB = "job-stream"
@@ -163,22 +163,6 @@ def test_a_rerun_reports_skipped_units_as_done_and_styles_the_rest(
     assert all(m["rank"] == "0" and m["size"] == "1" for m in matches if m is not None)
 
 
-@pytest.mark.parametrize(
-    ("setting", "device", "pixels", "expected"),
-    [
-        ("on", "cpu", 1, True),
-        ("off", "cpu", 10 * COMPILE_MIN_PIXELS, False),
-        ("auto", "cpu", COMPILE_MIN_PIXELS, True),
-        ("auto", "cpu", COMPILE_MIN_PIXELS - 1, False),
-        ("auto", "cuda", 10 * COMPILE_MIN_PIXELS, False),
-    ],
-)
-def test_compiling_is_chosen_when_the_work_pays_for_it(
-    setting: str, device: str, pixels: int, expected: bool
-) -> None:
-    assert should_compile(setting, torch.device(device), pixels) is expected
-
-
 def test_cpu_is_used_when_asked_or_when_no_gpu_is_visible() -> None:
     assert pick_device("cpu", local_rank=3) == CPU
     if not torch.cuda.is_available():
@@ -195,8 +179,3 @@ def test_ranks_on_a_machine_take_its_gpus_in_turn_with_gpus_faked(
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     devices = [pick_device("auto", local_rank=r) for r in range(4)]
     assert devices == [torch.device("cuda", i) for i in (0, 1, 0, 1)]
-
-
-def test_auto_does_not_compile_without_a_cpp_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CXX", "no-such-compiler")
-    assert not should_compile("auto", CPU, 10 * COMPILE_MIN_PIXELS)
