@@ -5,9 +5,9 @@ on-disk cache; with that cache warm, compiling a style network takes about 2 s i
 20-35 s on 2 CPU cores. Each compiled model gets a cache folder of its own on the machine
 (`VIDEOSTYLE_COMPILE_CACHE_DIR`/<key>), and after a cold compile its content goes to the work
 store as one archive (`compile-cache/<key>.tar.gz`), which a rank on a new machine (a new pod)
-unpacks before compiling. The key names the model, frame size, batch, precision, torch version
-and hardware kind; inductor's own cache keys still decide what is reused, so an archive from
-other hardware or another torch can only miss, never load a wrong kernel.
+unpacks before compiling. The key names the model, frame size, batch, precision, threads per
+rank, torch version and hardware kind; inductor's own cache keys still decide what is reused,
+so an archive from other hardware or another torch can only miss, never load a wrong kernel.
 """
 
 import contextlib
@@ -49,11 +49,20 @@ def hardware_kind(device: torch.device) -> str:
 
 
 def cache_key(
-    model: str, *, width: int, height: int, batch: int, precision: str, device: torch.device
+    model: str,
+    *,
+    width: int,
+    height: int,
+    batch: int,
+    precision: str,
+    device: torch.device,
+    threads: int,
 ) -> str:
+    """CPU kernels are built for a thread count: `threads` per rank is part of the key."""
     torch_version = torch.__version__.replace("+", "-")
     kind = hardware_kind(device)
-    return f"{model}-{width}x{height}-b{batch}-{precision}-torch{torch_version}-{kind}"
+    shape = f"{width}x{height}-b{batch}-{precision}-t{threads}"
+    return f"{model}-{shape}-torch{torch_version}-{kind}"
 
 
 class CompileCache:

@@ -37,7 +37,6 @@ from videostyle.media.ffmpeg import ffmpeg_cpu
 from videostyle.media.frames import FrameEncoder, Frames, read_ahead, read_frames
 from videostyle.models.base import FrameTransform, UnitTransform
 from videostyle.models.registry import get_model
-from videostyle.models.warming import WarmingTransform
 from videostyle.plan import Plan, Unit, load_plan, load_prepared
 from videostyle.progress import RankProgress
 from videostyle.scratch import scratch_folder
@@ -157,6 +156,7 @@ def score(
             batch=batch,
             precision=precision,
             device=device,
+            threads=threads,
         ),
     )
     pixels = frames * plan.width * plan.height
@@ -257,29 +257,21 @@ def _style_units(
     """Load the model and stream `units` through it; the seconds of each phase."""
     context = get_model(plan.model).context_frames(plan.options)
     warmth = cache.use() if compiled else None
-    # A model seeing whole units warms up before styling; any other styles uncompiled while
-    # its compiled twin loads and warms up beside it (videostyle.models.warming).
-    warm_first = compiled and context > 0
-
-    def load(compile_: bool) -> FrameTransform:
-        return get_model(plan.model).load(
-            plan.options, prepared, device=device, precision=precision, compiled=compile_
-        )
-
     with timed() as loaded:
-        prepared = load_prepared(work, plan)
-        model = load(warm_first)
-    warm: dict[str, float | str] = {}
-    if warm_first:  # the first batch compiles: on a dummy one, timed on its own
+        model = get_model(plan.model).load(
+            plan.options,
+            load_prepared(work, plan),
+            device=device,
+            precision=precision,
+            compiled=compiled,
+        )
+    warm: dict[str, float] = {}
+    if compiled:  # the first batch compiles: on a dummy one, timed on its own
         with timed() as took:
             model.warm_up(batch, plan.height, plan.width)
         warm = {"warmup_seconds": took["seconds"]}
-    warming = None
-    if compiled and not warm_first:
-        warming = WarmingTransform(
-            model, lambda: load(True), batch=batch, height=plan.height, width=plan.width
-        )
-        model = warming
+        if warmth is Warmth.COLD:
+            cache.keep()
     if plan.temporal:  # steadied over time: each unit with the frames that warm its state
         from videostyle.temporal.steady import LEAD_FRAMES, Steady
 
@@ -304,10 +296,6 @@ def _style_units(
             progress=progress,
             context=context,
         )
-    if warming is not None:
-        warm = warming.finish()
-    if warmth is Warmth.COLD and "compile_failed" not in warm:
-        cache.keep()
     return {
         "load_seconds": loaded["seconds"],
         **warm,
