@@ -188,7 +188,6 @@ def as_420(styled: Raw, scratch: Path) -> Raw:
         threads=1,
         timeout=600,
         preset="ultrafast",
-        x264={},
     ) as encoder:
         encoder.write(styled)
     return _decode_all(lossless)

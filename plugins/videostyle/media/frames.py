@@ -35,8 +35,6 @@ T = TypeVar("T")
 # -1.5 dB on bikes; superfast crf13 -1.5 dB. At a given CRF the faster presets lose quality,
 # not just size: the CRF is lowered with the preset.
 X264_PRESET = "veryfast"
-# Further ffmpeg output options of every encode (e.g. {"tune": "film"}): bench/encode.py.
-X264_OPTIONS: dict[str, str] = {}
 # Batches a stage may hold ahead of the next: enough to smooth out uneven stage times.
 QUEUE_DEPTH = 2
 # Decoding starts at the keyframe before a seek point this far ahead of the first frame wanted,
@@ -234,7 +232,7 @@ class FrameEncoder:
                 preset=preset or X264_PRESET,
                 threads=threads,
                 movflags="+faststart",
-                **(X264_OPTIONS if x264 is None else x264),
+                **(x264 or {}),
             )
             .global_args("-nostdin", "-v", "error", "-y")
             .compile()
